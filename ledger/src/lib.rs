@@ -1,1 +1,35 @@
-//! placeholder
+//! Gongzhi's chain data and its durable, authenticated storage.
+//!
+//! - [`codec`]: the one canonical encoding (version byte ‖ postcard) for everything hashed or
+//!   signed; decoding rejects oversize input, unknown versions and trailing bytes.
+//! - [`hash`], [`crypto`]: blake3 with a domain tag per object kind; ed25519 over
+//!   `chain_id ‖ tag ‖ bytes`, with batch verification.
+//! - [`tx`], [`block`], [`receipt`], [`certificate`]: the chain's objects.
+//! - [`state`]: the read interface contracts execute on and the shape of their writes.
+//! - [`store`]: RocksDB block store and Jellyfish-Merkle state; one fsynced batch per block.
+//!
+//! This crate knows nothing of contracts (tx calls are opaque bytes) or networking.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod block;
+pub mod certificate;
+pub mod codec;
+pub mod crypto;
+mod error;
+pub mod hash;
+pub mod receipt;
+pub mod state;
+pub mod tx;
+
+pub use block::{Block, Header, Timestamp};
+pub use certificate::{validator_set_hash, CommitCertificate, CommitSignature};
+pub use codec::Canonical;
+pub use crypto::{Keypair, PublicKey, Signature};
+pub use error::LedgerError;
+pub use gongzhi_consensus::{Validator, ValidatorId, ValidatorSet};
+pub use hash::Hash;
+pub use receipt::{Outcome, Receipt};
+pub use state::{MemoryState, Overlay, StateChanges, StateReader};
+pub use tx::Tx;

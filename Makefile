@@ -1,0 +1,46 @@
+# Gongzhi — the two commands are `make run` and `make test`; everything else is detail.
+#
+# One cargo profile (release) serves run, test, clippy and benchmarks, so RocksDB's C++ is
+# compiled once. Set CARGO_TARGET_DIR to keep build output outside the clone (CI does).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+CARGO_FLAGS ?= --release --locked
+VALIDATORS ?= 4
+
+.DEFAULT_GOAL := help
+.PHONY: help run test deps fmt lint unit negative-controls soak bench demo
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+run: deps ## Build and start the main job (see README)
+	$(CARGO) run $(CARGO_FLAGS) -p gongzhi-node --bin gongzhi -- demo
+
+test: deps ## Formatting, clippy -D warnings, every test, and the negative controls
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+	$(CARGO) test $(CARGO_FLAGS) --workspace
+	$(MAKE) --no-print-directory negative-controls
+
+negative-controls: ## Prove the simulator's checkers catch a consensus core without the lock rule
+	$(CARGO) test $(CARGO_FLAGS) -p gongzhi-tests --features mutation-no-lock-rule --test negative_lock_rule
+
+soak: ## Long consensus simulation soak (1000 seeds per configuration)
+	$(CARGO) run $(CARGO_FLAGS) -p gongzhi-tests --bin sim -- --seeds 1000
+
+bench: deps ## Criterion benchmarks (figures go to docs/BENCHMARKS.md)
+	$(CARGO) bench --profile release -p gongzhi-ledger -p gongzhi-contracts
+
+# RocksDB's bindgen needs libclang; a fresh machine lacks it. We are root on the dev and CI
+# machines, so install it, and say so.
+deps:
+	@if ! compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null && \
+	    ! compgen -G '/usr/lib/*/libclang*.so*' >/dev/null; then \
+	  echo ">>> libclang is missing (RocksDB's bindgen needs it): installing libclang-dev with apt-get"; \
+	  if [ "$$(id -u)" != 0 ]; then echo ">>> not root: run 'sudo apt-get install libclang-dev' and retry"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null && \
+	  echo ">>> installed libclang-dev"; \
+	fi
+	@command -v g++ >/dev/null || { echo ">>> g++ is missing (RocksDB is C++): installing it"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; }
