@@ -67,7 +67,7 @@ impl ValidatorSet {
         if validators.is_empty() {
             return Err(ConsensusError::EmptyValidatorSet);
         }
-        validators.sort_by(|a, b| a.id.cmp(&b.id));
+        validators.sort_by_key(|v| v.id);
         let mut total: u64 = 0;
         for (i, v) in validators.iter().enumerate() {
             if v.power == 0 {
@@ -99,7 +99,8 @@ impl ValidatorSet {
                 if reduced_total <= SCHEDULE_SLOTS {
                     i128::from(w)
                 } else {
-                    let scaled = u128::from(v.power) * u128::from(SCHEDULE_SLOTS) / u128::from(total);
+                    let scaled =
+                        u128::from(v.power) * u128::from(SCHEDULE_SLOTS) / u128::from(total);
                     i128::try_from(scaled.max(1)).unwrap_or(1)
                 }
             })
