@@ -23,7 +23,7 @@ pub trait Canonical: Serialize + DeserializeOwned {
 
     /// The canonical bytes of `self`.
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![Self::VERSION];
+        let out = vec![Self::VERSION];
         // Serialising into a Vec cannot fail for our types: postcard only errors on serde
         // features they do not use (sequences of unknown length).
         postcard::to_extend(self, out).expect("canonical types always serialise")

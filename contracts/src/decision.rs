@@ -1,0 +1,386 @@
+//! The authorisation decision: may `grantee` use `fields` of `dataset` for `purpose` at `time`?
+//!
+//! [`check`] is a pure function of the state and its arguments: default deny, every denial
+//! carries a [`DenyReason`] (stable code and name) and a sentence saying what to do, every
+//! allow names the grants that allow it.
+//!
+//! How grants combine: one grant must cover *all* requested fields and the purpose (grants are
+//! not unioned, so each allow is explained by a single grant's terms). Every grant that allows
+//! on its own is listed, lowest id first; a usage receipt should name the first.
+//!
+//! Which denial is reported: each grant of the grantee on the dataset is evaluated against
+//! the conditions below, in order, stopping at the first that fails; the grant that got
+//! furthest down the list is the "closest" and its reason is reported (ties: lowest id).
+//! The order, farthest first: revoked, purpose not covered, field not covered, awaiting
+//! co-approval, not yet valid, expired, uses exhausted (the grant's own or an ancestor's).
+//!
+//! Cost: reads are the grantee's status, the purpose, the `access/<grantee>/<dataset>` index
+//! and the candidate grants (plus ancestors of delegated candidates). The dataset is read only
+//! to tell an unknown dataset or field from a missing grant, i.e. only on those denial paths.
+
+use std::fmt;
+
+use gongzhi_ledger::{StateReader, Timestamp};
+
+use crate::error::ContractError;
+use crate::governance::{purpose_exists, OrgStatus};
+use crate::grants::{get_dataset, Grant};
+use crate::keys;
+use crate::store;
+use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
+
+macro_rules! deny_reasons {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $name:literal;)*) => {
+        /// Why a check was denied.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum DenyReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl DenyReason {
+            /// Every reason, in code order.
+            pub const ALL: &'static [DenyReason] = &[$(DenyReason::$variant,)*];
+
+            /// Stable numeric code.
+            pub fn code(self) -> u32 {
+                match self { $(DenyReason::$variant => $code,)* }
+            }
+
+            /// Stable SCREAMING_SNAKE name.
+            pub fn name(self) -> &'static str {
+                match self { $(DenyReason::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+deny_reasons! {
+    /// The grantee is not an organisation.
+    UnknownGrantee = 1, "UNKNOWN_GRANTEE";
+    /// The grantee is suspended.
+    GranteeSuspended = 2, "GRANTEE_SUSPENDED";
+    /// The grantee was removed.
+    GranteeRemoved = 3, "GRANTEE_REMOVED";
+    /// The purpose is not in the taxonomy.
+    UnknownPurpose = 4, "UNKNOWN_PURPOSE";
+    /// The dataset is not registered.
+    UnknownDataset = 5, "UNKNOWN_DATASET";
+    /// A requested field is not in the dataset.
+    UnknownField = 6, "UNKNOWN_FIELD";
+    /// No field was requested.
+    NoFieldsRequested = 7, "NO_FIELDS_REQUESTED";
+    /// The grantee has no grant on the dataset.
+    NoGrant = 8, "NO_GRANT";
+    /// The closest grant is revoked.
+    Revoked = 9, "REVOKED";
+    /// The closest grant does not cover the purpose.
+    PurposeNotCovered = 10, "PURPOSE_NOT_COVERED";
+    /// The closest grant does not cover every requested field.
+    FieldNotCovered = 11, "FIELD_NOT_COVERED";
+    /// The closest grant waits for its co-approver.
+    AwaitingCoApproval = 12, "AWAITING_CO_APPROVAL";
+    /// The closest grant is not valid yet.
+    NotYetValid = 13, "NOT_YET_VALID";
+    /// The closest grant has expired.
+    Expired = 14, "EXPIRED";
+    /// The closest grant (or an ancestor) has used up its uses.
+    UsesExhausted = 15, "USES_EXHAUSTED";
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl DenyReason {
+    /// How close a grant failing with this reason came to allowing (higher is closer).
+    fn closeness(self) -> u8 {
+        match self {
+            DenyReason::Revoked => 1,
+            DenyReason::PurposeNotCovered => 2,
+            DenyReason::FieldNotCovered => 3,
+            DenyReason::AwaitingCoApproval => 4,
+            DenyReason::NotYetValid => 5,
+            DenyReason::Expired => 6,
+            DenyReason::UsesExhausted => 7,
+            _ => 0,
+        }
+    }
+
+    /// A sentence about `grant` explaining this reason and what to do.
+    pub fn explain(
+        self,
+        grant: &Grant,
+        fields: &[&str],
+        purpose: &PurposeCode,
+        time: Timestamp,
+    ) -> String {
+        let id = grant.id;
+        match self {
+            DenyReason::Revoked => match &grant.revoked {
+                Some(r) => format!(
+                    "{id} was revoked by {} at {} ({}); request a new grant from {}",
+                    r.by, r.time, r.reason, grant.grantor
+                ),
+                None => format!("{id} is revoked"),
+            },
+            DenyReason::PurposeNotCovered => format!(
+                "{id} covers purposes [{}], not {purpose}; request access for {purpose}",
+                grant
+                    .purposes
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            DenyReason::FieldNotCovered => {
+                let missing: Vec<&str> = fields
+                    .iter()
+                    .copied()
+                    .filter(|f| {
+                        grant
+                            .fields
+                            .binary_search_by(|g| g.as_str().cmp(f))
+                            .is_err()
+                    })
+                    .collect();
+                format!(
+                    "{id} does not cover field(s) {}; it covers {}",
+                    missing.join(", "),
+                    grant.fields.join(", ")
+                )
+            }
+            DenyReason::AwaitingCoApproval => format!(
+                "{id} waits for co-approval by {}; ask them to co-approve it",
+                grant
+                    .co_approver
+                    .as_ref()
+                    .map_or("its co-approver", |c| c.as_str())
+            ),
+            DenyReason::NotYetValid => {
+                format!("{id} is valid from {}; it is now {time}", grant.valid_from)
+            }
+            DenyReason::Expired => format!(
+                "{id} expired at {}; it is now {time}; ask {} to renew it",
+                grant.valid_until, grant.grantor
+            ),
+            DenyReason::UsesExhausted => format!(
+                "{id} has used {} of its {} uses; ask {} for a new grant",
+                grant.uses,
+                grant.max_uses.unwrap_or(0),
+                grant.grantor
+            ),
+            other => format!("{id}: {}", other.name()),
+        }
+    }
+}
+
+/// Why a check was denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Stable reason.
+    pub reason: DenyReason,
+    /// The closest grant, when the reason is about a grant.
+    pub grant: Option<GrantId>,
+    /// What is wrong and what to do.
+    pub explanation: String,
+}
+
+/// The answer of [`check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by each of these grants (lowest id first).
+    Allow {
+        /// Grants that each cover the request.
+        grants: Vec<GrantId>,
+    },
+    /// Denied.
+    Deny(Denial),
+}
+
+impl Decision {
+    /// Whether it allows.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+
+    /// The denial reason, if denied.
+    pub fn deny_reason(&self) -> Option<DenyReason> {
+        match self {
+            Decision::Allow { .. } => None,
+            Decision::Deny(d) => Some(d.reason),
+        }
+    }
+}
+
+/// Evaluate one grant's own terms (not its ancestors') for a use at `time`.
+pub fn evaluate_grant(
+    grant: &Grant,
+    fields: &[&str],
+    purpose: &PurposeCode,
+    time: Timestamp,
+) -> Result<(), DenyReason> {
+    if grant.revoked.is_some() {
+        return Err(DenyReason::Revoked);
+    }
+    if grant.purposes.binary_search(purpose).is_err() {
+        return Err(DenyReason::PurposeNotCovered);
+    }
+    if !fields
+        .iter()
+        .all(|f| grant.fields.binary_search_by(|g| g.as_str().cmp(f)).is_ok())
+    {
+        return Err(DenyReason::FieldNotCovered);
+    }
+    if !grant.co_approved {
+        return Err(DenyReason::AwaitingCoApproval);
+    }
+    if time < grant.valid_from {
+        return Err(DenyReason::NotYetValid);
+    }
+    if time >= grant.valid_until {
+        return Err(DenyReason::Expired);
+    }
+    if grant.max_uses.is_some_and(|max| grant.uses >= max) {
+        return Err(DenyReason::UsesExhausted);
+    }
+    Ok(())
+}
+
+fn deny(reason: DenyReason, grant: Option<GrantId>, explanation: String) -> Decision {
+    Decision::Deny(Denial {
+        reason,
+        grant,
+        explanation,
+    })
+}
+
+/// The first exhausted ancestor of a delegated grant, if any.
+fn exhausted_ancestor<S: StateReader + ?Sized>(
+    state: &S,
+    grant: &Grant,
+) -> Result<Option<Grant>, ContractError> {
+    let mut next = grant.parent;
+    while let Some(id) = next {
+        let parent: Grant = store::read_required(state, &keys::grant(id))?;
+        if parent.max_uses.is_some_and(|max| parent.uses >= max) {
+            return Ok(Some(parent));
+        }
+        next = parent.parent;
+    }
+    Ok(None)
+}
+
+/// May `grantee` use `fields` of `dataset` for `purpose` at `time`? See the module docs.
+pub fn check<S: StateReader + ?Sized, F: AsRef<str>>(
+    state: &S,
+    grantee: &OrgId,
+    dataset: &DatasetId,
+    fields: &[F],
+    purpose: &PurposeCode,
+    time: Timestamp,
+) -> Result<Decision, ContractError> {
+    let fields: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+    if fields.is_empty() {
+        return Ok(deny(
+            DenyReason::NoFieldsRequested,
+            None,
+            "name at least one field to check".into(),
+        ));
+    }
+    match store::read::<OrgStatus, _>(state, &keys::org_status(grantee))? {
+        None => {
+            return Ok(deny(
+                DenyReason::UnknownGrantee,
+                None,
+                format!("no organisation {grantee:?}"),
+            ))
+        }
+        Some(OrgStatus::Suspended) => {
+            return Ok(deny(
+                DenyReason::GranteeSuspended,
+                None,
+                format!("{grantee} is suspended by governance; its grants are not in force"),
+            ))
+        }
+        Some(OrgStatus::Removed) => {
+            return Ok(deny(
+                DenyReason::GranteeRemoved,
+                None,
+                format!("{grantee} was removed from the consortium"),
+            ))
+        }
+        Some(OrgStatus::Active) => {}
+    }
+    if !purpose_exists(state, purpose)? {
+        return Ok(deny(
+            DenyReason::UnknownPurpose,
+            None,
+            format!("purpose {purpose} is not in the taxonomy"),
+        ));
+    }
+    let candidates: Vec<GrantId> =
+        store::read(state, &keys::access_index(grantee, dataset))?.unwrap_or_default();
+    let mut allowed = Vec::new();
+    let mut closest: Option<(DenyReason, Grant)> = None;
+    for id in candidates {
+        let grant: Grant = store::read_required(state, &keys::grant(id))?;
+        let outcome = match evaluate_grant(&grant, &fields, purpose, time) {
+            Ok(()) if grant.parent.is_some() => match exhausted_ancestor(state, &grant)? {
+                Some(ancestor) => Err((DenyReason::UsesExhausted, ancestor)),
+                None => Ok(()),
+            },
+            Ok(()) => Ok(()),
+            Err(reason) => Err((reason, grant)),
+        };
+        match outcome {
+            Ok(()) => allowed.push(id),
+            Err((reason, grant)) => {
+                if closest
+                    .as_ref()
+                    .is_none_or(|(best, _)| reason.closeness() > best.closeness())
+                {
+                    closest = Some((reason, grant));
+                }
+            }
+        }
+    }
+    if !allowed.is_empty() {
+        return Ok(Decision::Allow { grants: allowed });
+    }
+    if closest
+        .as_ref()
+        .is_none_or(|(reason, _)| *reason == DenyReason::FieldNotCovered)
+    {
+        match get_dataset(state, dataset)? {
+            None => {
+                return Ok(deny(
+                    DenyReason::UnknownDataset,
+                    None,
+                    format!("no dataset {dataset:?}; list datasets to find its id"),
+                ))
+            }
+            Some(ds) => {
+                if let Some(field) = fields.iter().find(|f| ds.field(f).is_none()) {
+                    return Ok(deny(
+                        DenyReason::UnknownField,
+                        None,
+                        format!("dataset {dataset} has no field {field:?}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(match closest {
+        None => deny(
+            DenyReason::NoGrant,
+            None,
+            format!("{grantee} holds no grant on {dataset}; file an access request with its owner"),
+        ),
+        Some((reason, grant)) => {
+            let explanation = reason.explain(&grant, &fields, purpose, time);
+            deny(reason, Some(grant.id), explanation)
+        }
+    })
+}

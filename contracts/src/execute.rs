@@ -1,0 +1,216 @@
+//! Block execution: the deterministic state transition of the chain.
+//!
+//! [`execute_block`] shifts the validator schedule, then runs each tx in order:
+//! 1. wrong chain id, unknown signer, or a nonce other than last + 1 → failure receipt and
+//!    *no* change at all (the tx is not the signer's next tx);
+//! 2. otherwise the signer's nonce is consumed, whatever follows;
+//! 3. a suspended or removed organisation, an undecodable call, or any rule violation →
+//!    failure receipt; the call's writes (in their own overlay) are dropped;
+//! 4. success → the call's writes are merged into the block's.
+//!
+//! Signatures are verified by the caller before execution (in batch). `Err` is returned only
+//! for storage failures and corrupt state; then no receipt or change of the block may be used.
+//! No clocks, no randomness, no hash maps: the same state and txs give the same receipts and
+//! changes on every node.
+
+use gongzhi_ledger::{
+    Canonical, Outcome, Overlay, PublicKey, Receipt, StateChanges, StateReader, Timestamp, Tx,
+};
+
+use crate::call::{Call, CallOutput};
+use crate::civility;
+use crate::error::{CallError, CallResult, ContractError, ErrorKind, TxError};
+use crate::governance::{parameters, proposals, validators, Organisation, Parameters};
+use crate::grants::{datasets, lifecycle};
+use crate::keys;
+use crate::store::{self, Writes};
+
+/// The block being executed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockContext {
+    /// This chain's id.
+    pub chain_id: String,
+    /// Height of the block (≥ 1).
+    pub height: u64,
+    /// BFT time of the block.
+    pub time: Timestamp,
+}
+
+/// What a block did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOutcome {
+    /// One receipt per tx, in order.
+    pub receipts: Vec<Receipt>,
+    /// All writes of the block.
+    pub changes: StateChanges,
+}
+
+/// What a call sees of its tx and block.
+#[derive(Debug, Clone)]
+pub(crate) struct CallContext {
+    /// Block time.
+    pub time: Timestamp,
+    /// Block height.
+    pub height: u64,
+    /// The signer's organisation (active).
+    pub org: Organisation,
+    /// Parameters at the start of the tx.
+    pub params: Parameters,
+}
+
+/// Execute a block's txs on `state` (the state after the previous block).
+pub fn execute_block<S: StateReader>(
+    state: &S,
+    ctx: &BlockContext,
+    txs: &[Tx],
+) -> Result<BlockOutcome, ContractError> {
+    let mut block: Writes<'_> = Overlay::new(state as &dyn StateReader);
+    validators::shift(&mut block)?;
+    let mut params = parameters(&block)?;
+    let mut receipts = Vec::with_capacity(txs.len());
+    for tx in txs {
+        let (outcome, governance_applied) = execute_tx(&mut block, ctx, &params, tx)?;
+        if governance_applied {
+            params = parameters(&block)?;
+        }
+        receipts.push(Receipt {
+            tx_hash: tx.hash(),
+            outcome,
+        });
+    }
+    Ok(BlockOutcome {
+        receipts,
+        changes: block.into_changes(),
+    })
+}
+
+fn failure(kind: ErrorKind, message: String) -> Outcome {
+    Outcome::Failure {
+        code: kind.code(),
+        name: kind.name().to_string(),
+        message,
+    }
+}
+
+/// The last nonce `signer` used (0 if none).
+pub fn nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Result<u64, ContractError> {
+    Ok(store::read(state, &keys::nonce(signer))?.unwrap_or(0))
+}
+
+/// Run one tx; returns its outcome and whether a governance call succeeded.
+fn execute_tx(
+    block: &mut Writes<'_>,
+    ctx: &BlockContext,
+    params: &Parameters,
+    tx: &Tx,
+) -> Result<(Outcome, bool), ContractError> {
+    let body = &tx.body;
+    if body.chain_id != ctx.chain_id {
+        let message = format!(
+            "tx is for chain {:?}, this is {:?}; sign it for this chain",
+            body.chain_id, ctx.chain_id
+        );
+        return Ok((failure(ErrorKind::WrongChain, message), false));
+    }
+    let Some(org_id) = crate::governance::org_of_signer(block, &body.signer)? else {
+        let message = format!(
+            "key {} is not an operator key of any organisation; use a registered key",
+            body.signer
+        );
+        return Ok((failure(ErrorKind::UnknownSigner, message), false));
+    };
+    let last = nonce(block, &body.signer)?;
+    if Some(body.nonce) != last.checked_add(1) {
+        let message = format!(
+            "nonce {} is not the next for this key: the last used is {last}, so use {}",
+            body.nonce,
+            last.saturating_add(1)
+        );
+        return Ok((failure(ErrorKind::BadNonce, message), false));
+    }
+    store::write(block, keys::nonce(&body.signer), &body.nonce);
+    let org: Organisation = store::read_required(block, &keys::org(&org_id))?;
+    if !org.is_active() {
+        let message = format!(
+            "{} is {:?}; its txs are refused until governance reinstates it",
+            org.id, org.status
+        );
+        return Ok((failure(ErrorKind::OrgNotActive, message), false));
+    }
+    let call = match Call::decode(&body.call) {
+        Ok(call) => call,
+        Err(e) => {
+            let message =
+                format!("the call bytes do not decode ({e}); build them with Call::encode");
+            return Ok((failure(ErrorKind::MalformedCall, message), false));
+        }
+    };
+    let is_governance = matches!(call, Call::Propose(_) | Call::Approve(_));
+    let call_ctx = CallContext {
+        time: ctx.time,
+        height: ctx.height,
+        org,
+        params: params.clone(),
+    };
+    let result = {
+        let mut writes: Writes<'_> = Overlay::new(&*block as &dyn StateReader);
+        dispatch(&mut writes, &call_ctx, call).map(|output| (output, writes.into_changes()))
+    };
+    match result {
+        Ok((output, changes)) => {
+            block.merge(changes);
+            Ok((
+                Outcome::Success {
+                    data: output.to_data(),
+                },
+                is_governance,
+            ))
+        }
+        Err(CallError::Rule(TxError { kind, message })) => Ok((failure(kind, message), false)),
+        Err(CallError::Fatal(e)) => Err(e),
+    }
+}
+
+fn dispatch(writes: &mut Writes<'_>, ctx: &CallContext, call: Call) -> CallResult<CallOutput> {
+    Ok(match call {
+        Call::Propose(action) => CallOutput::Proposal(proposals::propose(writes, ctx, action)?),
+        Call::Approve(id) => CallOutput::Proposal(proposals::approve(writes, ctx, id)?),
+        Call::RegisterDataset { id, name, fields } => {
+            datasets::register_dataset(writes, ctx, id, name, fields)?;
+            CallOutput::Done
+        }
+        Call::RequestAccess(args) => {
+            CallOutput::Request(datasets::request_access(writes, ctx, args)?)
+        }
+        Call::ApproveRequest { request, terms } => {
+            CallOutput::Grant(datasets::approve_request(writes, ctx, request, terms)?)
+        }
+        Call::RejectRequest { request, reason } => {
+            datasets::reject_request(writes, ctx, request, reason)?;
+            CallOutput::Done
+        }
+        Call::IssueGrant(new) => CallOutput::Grant(lifecycle::issue_grant(writes, ctx, new)?),
+        Call::CoApproveGrant(id) => {
+            lifecycle::co_approve(writes, ctx, id)?;
+            CallOutput::Done
+        }
+        Call::DelegateGrant(d) => CallOutput::Grant(lifecycle::delegate(writes, ctx, d)?),
+        Call::RevokeGrant { grant, reason } => {
+            CallOutput::Revoked(lifecycle::revoke(writes, ctx, grant, reason)?)
+        }
+        Call::RecordUse(u) => CallOutput::Uses(lifecycle::record_use(writes, ctx, u)?),
+        Call::Award {
+            resident,
+            reason,
+            points,
+        } => CallOutput::Record(civility::award(writes, ctx, resident, reason, points)?),
+        Call::Redeem {
+            resident,
+            points,
+            item,
+        } => CallOutput::Record(civility::redeem(writes, ctx, resident, points, item)?),
+        Call::Reverse { record, why } => {
+            CallOutput::Record(civility::reverse(writes, ctx, record, why)?)
+        }
+    })
+}

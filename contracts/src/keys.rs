@@ -1,0 +1,173 @@
+//! The state key layout: every key the contracts read or write is built here.
+//!
+//! Keys are readable byte strings: a prefix naming the table, then `/`-separated parts. Slug
+//! ids cannot contain `/` ([`crate::types::is_slug`]), sequential ids are 8 bytes big-endian,
+//! public keys and resident ids are their 32 raw bytes (fixed length, so unambiguous).
+//! Only point reads exist on the state trait, so every list is an explicit index:
+//! either one key holding a small ordered `Vec` (orgs, datasets, purposes, reasons, grant
+//! children, grants per (grantee, dataset)) or an append-only paged list
+//! (`list/<name>/<owner>` = count, `list/<name>/<owner>/<i:be>` = entry).
+
+use gongzhi_ledger::PublicKey;
+
+use crate::types::{
+    DatasetId, GrantId, OrgId, ProposalId, PurposeCode, ReasonCode, RecordId, RequestId, ResidentId,
+};
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(b'/');
+        }
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// Governance parameters.
+pub const PARAMETERS: &[u8] = b"params";
+/// Chain id and genesis time.
+pub const CHAIN_INFO: &[u8] = b"chain";
+/// Ordered list of all organisation ids (admission order).
+pub const ORG_LIST: &[u8] = b"orgs";
+/// Ordered list of dataset ids (registration order).
+pub const DATASET_LIST: &[u8] = b"datasets";
+/// Sorted list of purpose codes.
+pub const PURPOSE_LIST: &[u8] = b"purposes";
+/// Sorted list of reason codes.
+pub const REASON_LIST: &[u8] = b"reasons";
+/// Validator set that commits the next block.
+pub const VALIDATORS_NEXT: &[u8] = b"validators/next";
+/// Validator set that commits the block after the next one.
+pub const VALIDATORS_AFTER: &[u8] = b"validators/after";
+
+/// Counter of a sequential id kind.
+pub fn counter(name: &str) -> Vec<u8> {
+    join(&[b"counter", name.as_bytes()])
+}
+
+/// An organisation record.
+pub fn org(id: &OrgId) -> Vec<u8> {
+    join(&[b"org", id.0.as_bytes()])
+}
+
+/// An organisation's status alone (one byte of postcard; read by every decision).
+pub fn org_status(id: &OrgId) -> Vec<u8> {
+    join(&[b"org-status", id.0.as_bytes()])
+}
+
+/// Which organisation an operator key belongs to.
+pub fn signer(key: &PublicKey) -> Vec<u8> {
+    join(&[b"signer", &key.0])
+}
+
+/// A signer's last used nonce.
+pub fn nonce(key: &PublicKey) -> Vec<u8> {
+    join(&[b"nonce", &key.0])
+}
+
+/// An issuer's quota use in the current period.
+pub fn quota_used(org: &OrgId) -> Vec<u8> {
+    join(&[b"quota-used", org.0.as_bytes()])
+}
+
+/// A proposal.
+pub fn proposal(id: ProposalId) -> Vec<u8> {
+    join(&[b"proposal", &id.0.to_be_bytes()])
+}
+
+/// A purpose of the taxonomy.
+pub fn purpose(code: &PurposeCode) -> Vec<u8> {
+    join(&[b"purpose", code.0.as_bytes()])
+}
+
+/// A reason of the civility catalogue.
+pub fn reason(code: &ReasonCode) -> Vec<u8> {
+    join(&[b"reason", code.0.as_bytes()])
+}
+
+/// A dataset.
+pub fn dataset(id: &DatasetId) -> Vec<u8> {
+    join(&[b"dataset", id.0.as_bytes()])
+}
+
+/// An access request.
+pub fn request(id: RequestId) -> Vec<u8> {
+    join(&[b"request", &id.0.to_be_bytes()])
+}
+
+/// A grant.
+pub fn grant(id: GrantId) -> Vec<u8> {
+    join(&[b"grant", &id.0.to_be_bytes()])
+}
+
+/// Grants delegated directly from a grant.
+pub fn grant_children(id: GrantId) -> Vec<u8> {
+    join(&[b"grant-children", &id.0.to_be_bytes()])
+}
+
+/// Grants to `grantee` on `dataset`: the index the decision function reads.
+pub fn access_index(grantee: &OrgId, dataset: &DatasetId) -> Vec<u8> {
+    join(&[b"access", grantee.0.as_bytes(), dataset.0.as_bytes()])
+}
+
+/// A resident's balance.
+pub fn balance(resident: &ResidentId) -> Vec<u8> {
+    join(&[b"balance", &resident.0])
+}
+
+/// A civility record.
+pub fn record(id: RecordId) -> Vec<u8> {
+    join(&[b"record", &id.0.to_be_bytes()])
+}
+
+/// Paged lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListName {
+    /// Grants by grantee org.
+    GrantsByGrantee,
+    /// Grants by grantor org.
+    GrantsByGrantor,
+    /// Grants by dataset.
+    GrantsByDataset,
+    /// Access requests by dataset (for the owner's inbox).
+    RequestsByDataset,
+    /// Civility records by resident.
+    History,
+}
+
+impl ListName {
+    fn prefix(self) -> &'static [u8] {
+        match self {
+            ListName::GrantsByGrantee => b"grantee",
+            ListName::GrantsByGrantor => b"grantor",
+            ListName::GrantsByDataset => b"dataset-grants",
+            ListName::RequestsByDataset => b"dataset-requests",
+            ListName::History => b"history",
+        }
+    }
+}
+
+/// Length of a paged list.
+pub fn list_len(name: ListName, owner: &[u8]) -> Vec<u8> {
+    join(&[b"list", name.prefix(), owner])
+}
+
+/// Entry `index` of a paged list.
+pub fn list_entry(name: ListName, owner: &[u8], index: u64) -> Vec<u8> {
+    join(&[b"list", name.prefix(), owner, &index.to_be_bytes()])
+}
+
+/// A readable rendering of a key for error messages.
+pub fn display(key: &[u8]) -> String {
+    key.iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() {
+                (b as char).to_string()
+            } else {
+                format!("\\x{b:02x}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,304 @@
+//! Happy paths of the grant and civility calls, with the state they leave.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use gongzhi_contracts::call::{Call, CallOutput};
+use gongzhi_contracts::civility::RecordKind;
+use gongzhi_contracts::grants::datasets::AccessRequestArgs;
+use gongzhi_contracts::grants::lifecycle::{Delegation, UseRecord};
+use gongzhi_contracts::grants::{GrantTerms, RequestStatus};
+use gongzhi_contracts::{check, query, Decision, DenyReason, GrantId, Page, ReasonCode, RequestId};
+use gongzhi_ledger::{Hash, Timestamp};
+
+#[test]
+fn request_approve_co_approve_then_check_allows() {
+    let mut w = World::new();
+    let now = w.time;
+    let out = w.ok(
+        "health",
+        Call::RequestAccess(AccessRequestArgs {
+            dataset: dataset("elderly-roll"),
+            fields: fields(&["name", "age"]),
+            purpose: purpose("elderly-care"),
+            valid_from: Timestamp(now),
+            valid_until: Timestamp(now + 30 * DAY),
+            justification: "home visits to residents over 80".into(),
+        }),
+    );
+    assert_eq!(out, CallOutput::Request(RequestId(1)));
+    let pending =
+        query::requests_by_dataset(&w.state, &dataset("elderly-roll"), Page::first(10)).unwrap();
+    assert_eq!(pending.items[0].status, RequestStatus::Pending);
+    let consent = Hash([7; 32]);
+    let out = w.ok(
+        "civil-affairs",
+        Call::ApproveRequest {
+            request: RequestId(1),
+            terms: GrantTerms {
+                max_uses: Some(2),
+                delegation_depth: 1,
+                co_approver: Some(org("street-a")),
+                consent_hash: Some(consent),
+            },
+        },
+    );
+    let CallOutput::Grant(id) = out else { panic!() };
+    assert_eq!(
+        query::get_request(&w.state, RequestId(1))
+            .unwrap()
+            .unwrap()
+            .status,
+        RequestStatus::Approved(id)
+    );
+    let decide = |w: &World| {
+        check(
+            &w.state,
+            &org("health"),
+            &dataset("elderly-roll"),
+            &["age", "name"],
+            &purpose("elderly-care"),
+            w.now(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        decide(&w).deny_reason(),
+        Some(DenyReason::AwaitingCoApproval)
+    );
+    w.ok("street-a", Call::CoApproveGrant(id));
+    assert_eq!(decide(&w), Decision::Allow { grants: vec![id] });
+    let grant = query::get_grant(&w.state, id).unwrap().unwrap();
+    assert_eq!(
+        (grant.consent_hash, grant.grantor.as_str()),
+        (Some(consent), "civil-affairs")
+    );
+    for page in [
+        query::grants_by_grantee(&w.state, &org("health"), Page::first(10)).unwrap(),
+        query::grants_by_grantor(&w.state, &org("civil-affairs"), Page::first(10)).unwrap(),
+        query::grants_by_dataset(&w.state, &dataset("elderly-roll"), Page::first(10)).unwrap(),
+    ] {
+        assert_eq!((page.total, page.items[0].id), (1, id));
+    }
+    // Two uses allowed, then exhausted.
+    let use_call = Call::RecordUse(UseRecord {
+        grant: id,
+        fields: fields(&["age"]),
+        purpose: purpose("elderly-care"),
+        reference: None,
+    });
+    assert_eq!(w.ok("health", use_call.clone()), CallOutput::Uses(1));
+    assert_eq!(w.ok("health", use_call.clone()), CallOutput::Uses(2));
+    assert_eq!(decide(&w).deny_reason(), Some(DenyReason::UsesExhausted));
+    w.fail("health", use_call);
+}
+
+#[test]
+fn reject_request_records_the_reason() {
+    let mut w = World::new();
+    let now = w.time;
+    w.ok(
+        "police",
+        Call::RequestAccess(AccessRequestArgs {
+            dataset: dataset("garbage"),
+            fields: fields(&["household"]),
+            purpose: purpose("emergency"),
+            valid_from: Timestamp(now),
+            valid_until: Timestamp(now + DAY),
+            justification: "incident".into(),
+        }),
+    );
+    w.ok(
+        "street-a",
+        Call::RejectRequest {
+            request: RequestId(1),
+            reason: "no legal basis".into(),
+        },
+    );
+    assert_eq!(
+        query::get_request(&w.state, RequestId(1))
+            .unwrap()
+            .unwrap()
+            .status,
+        RequestStatus::Rejected("no legal basis".into())
+    );
+}
+
+#[test]
+fn delegation_within_bounds_and_cascading_revocation() {
+    let mut w = World::new();
+    let parent = w.basic_grant(GrantTerms {
+        max_uses: Some(3),
+        delegation_depth: 2,
+        ..Default::default()
+    });
+    let now = w.time;
+    let child = w.ok(
+        "health",
+        Call::DelegateGrant(Delegation {
+            parent,
+            grantee: org("police"),
+            fields: fields(&["age"]),
+            purposes: vec![purpose("elderly-care")],
+            valid_from: Timestamp(now),
+            valid_until: Timestamp(now + HOUR),
+            max_uses: None,
+            delegation_depth: 1,
+        }),
+    );
+    let CallOutput::Grant(child) = child else {
+        panic!()
+    };
+    let grandchild = w.ok(
+        "police",
+        Call::DelegateGrant(Delegation {
+            parent: child,
+            grantee: org("street-b"),
+            fields: fields(&["age"]),
+            purposes: vec![purpose("elderly-care")],
+            valid_from: Timestamp(now),
+            valid_until: Timestamp(now + HOUR),
+            max_uses: None,
+            delegation_depth: 0,
+        }),
+    );
+    let CallOutput::Grant(grandchild) = grandchild else {
+        panic!()
+    };
+    // Uses of the grandchild count on every ancestor.
+    let use_by = |g: GrantId| {
+        Call::RecordUse(UseRecord {
+            grant: g,
+            fields: fields(&["age"]),
+            purpose: purpose("elderly-care"),
+            reference: Some(Hash([1; 32])),
+        })
+    };
+    w.ok("street-b", use_by(grandchild));
+    w.ok("police", use_by(child));
+    w.ok("health", use_by(parent));
+    assert_eq!(query::get_grant(&w.state, parent).unwrap().unwrap().uses, 3);
+    let d = check(
+        &w.state,
+        &org("street-b"),
+        &dataset("elderly-roll"),
+        &["age"],
+        &purpose("elderly-care"),
+        w.now(),
+    )
+    .unwrap();
+    match d {
+        Decision::Deny(denial) => {
+            assert_eq!(
+                (denial.reason, denial.grant),
+                (DenyReason::UsesExhausted, Some(parent))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    w.fail("street-b", use_by(grandchild));
+    // Revoking the root revokes the whole tree.
+    assert_eq!(
+        w.ok(
+            "civil-affairs",
+            Call::RevokeGrant {
+                grant: parent,
+                reason: "audit finding".into()
+            }
+        ),
+        CallOutput::Revoked(3)
+    );
+    let g = query::get_grant(&w.state, grandchild).unwrap().unwrap();
+    assert_eq!(g.revoked.unwrap().cascaded_from, Some(parent));
+    let d = check(
+        &w.state,
+        &org("police"),
+        &dataset("elderly-roll"),
+        &["age"],
+        &purpose("elderly-care"),
+        w.now(),
+    )
+    .unwrap();
+    assert_eq!(d.deny_reason(), Some(DenyReason::Revoked));
+}
+
+#[test]
+fn civility_award_redeem_reverse_and_history() {
+    let mut w = World::new();
+    let r = resident(9);
+    let award = |points| Call::Award {
+        resident: r,
+        reason: ReasonCode("volunteering".into()),
+        points,
+    };
+    let CallOutput::Record(first) = w.ok("street-a", award(10)) else {
+        panic!()
+    };
+    w.ok("civil-affairs", award(15));
+    w.ok(
+        "service-point",
+        Call::Redeem {
+            resident: r,
+            points: 12,
+            item: "大米 5kg".into(),
+        },
+    );
+    assert_eq!(query::balance(&w.state, &r).unwrap(), 13);
+    w.ok(
+        "street-a",
+        Call::Reverse {
+            record: first,
+            why: "double entry".into(),
+        },
+    );
+    assert_eq!(query::balance(&w.state, &r).unwrap(), 3);
+    let page =
+        query::history(&w.state, &r, gongzhi_contracts::Page { start: 1, limit: 2 }).unwrap();
+    assert_eq!((page.total, page.next, page.items.len()), (4, Some(3), 2));
+    let last =
+        query::history(&w.state, &r, gongzhi_contracts::Page { start: 3, limit: 2 }).unwrap();
+    assert!(matches!(last.items[0].kind, RecordKind::Reversal { of, .. } if of == first));
+    assert!(matches!(
+        query::get_record(&w.state, first).unwrap().unwrap().kind,
+        RecordKind::Award {
+            reversed_by: Some(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn quota_resets_in_the_next_period() {
+    let mut w = World::new();
+    let award = |n| Call::Award {
+        resident: resident(n),
+        reason: ReasonCode("volunteering".into()),
+        points: 20,
+    };
+    w.ok("street-a", award(1));
+    w.ok("street-a", award(2));
+    w.fail("street-a", award(3));
+    w.advance(31 * DAY);
+    w.ok("street-a", award(3));
+}
+
+#[test]
+fn nonces_are_per_signer_and_readable() {
+    let mut w = World::new();
+    assert_eq!(
+        query::nonce(&w.state, &operator_key("civil-affairs").public()).unwrap(),
+        1
+    );
+    assert_eq!(
+        query::nonce(&w.state, &operator_key("health").public()).unwrap(),
+        0
+    );
+    w.basic_grant(GrantTerms::default());
+    assert_eq!(
+        query::nonce(&w.state, &operator_key("civil-affairs").public()).unwrap(),
+        2
+    );
+    assert_eq!(query::list_datasets(&w.state).unwrap().len(), 2);
+}
