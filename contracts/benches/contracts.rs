@@ -6,6 +6,10 @@
 //! - `check/100k_grants`: `check` decisions on that state (MemoryState), cycling through
 //!   1,024 queries: 75% that allow, 25% that deny (purpose not covered / no grant).
 //!
+//! - `check/100k_grants_index`: the same queries answered by a [`CheckIndex`] of that state
+//!   (built once, timed separately with `index/build_100k_grants`; `index/apply_1000tx_block`
+//!   times bringing it up to date with the execution benchmark's block).
+//!
 //! - `baseline/memory_state_get`: one `MemoryState::get` of a random grant key on that state, to
 //!   normalise the figures above when the machine is shared (check ≈ reads × this + decoding).
 //!
@@ -23,8 +27,8 @@ use gongzhi_contracts::governance::Parameters;
 use gongzhi_contracts::grants::lifecycle::{NewGrant, UseRecord};
 use gongzhi_contracts::grants::{FieldSpec, GrantTerms, Sensitivity};
 use gongzhi_contracts::{
-    check, execute_block, genesis_changes, query, BlockContext, DatasetId, Genesis, GenesisOrg,
-    GenesisPurpose, GenesisReason, GrantId, OrgId, PurposeCode, ReasonCode, ResidentId,
+    check, execute_block, genesis_changes, query, BlockContext, CheckIndex, DatasetId, Genesis,
+    GenesisOrg, GenesisPurpose, GenesisReason, GrantId, OrgId, PurposeCode, ReasonCode, ResidentId,
 };
 use gongzhi_ledger::state::apply_changes;
 use gongzhi_ledger::{Keypair, LedgerError, MemoryState, PublicKey, StateReader, Timestamp, Tx};
@@ -367,6 +371,40 @@ fn benches(c: &mut Criterion) {
             i += 1;
             check(black_box(&b.state), &q.0, &q.1, &q.2, &q.3, now).unwrap()
         })
+    });
+    let index = CheckIndex::build(&b.state).unwrap();
+    for q in &queries {
+        assert_eq!(
+            check(&b.state, &q.0, &q.1, &q.2, &q.3, now).unwrap(),
+            index.check(&q.0, &q.1, &q.2, &q.3, now).unwrap()
+        );
+    }
+    let mut i = 0usize;
+    group.bench_function("100k_grants_index", |bench| {
+        bench.iter(|| {
+            let q = &queries[i % queries.len()];
+            i += 1;
+            black_box(&index)
+                .check(&q.0, &q.1, &q.2, &q.3, now)
+                .unwrap()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("index");
+    group.sample_size(10);
+    group.bench_function("build_100k_grants", |bench| {
+        bench.iter(|| CheckIndex::build(black_box(&b.state)).unwrap())
+    });
+    group.bench_function("apply_1000tx_block", |bench| {
+        bench.iter_batched(
+            || index.clone(),
+            |mut index| {
+                index.apply(black_box(&outcome.changes)).unwrap();
+                index
+            },
+            criterion::BatchSize::LargeInput,
+        )
     });
     group.finish();
 

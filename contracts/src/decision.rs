@@ -17,14 +17,19 @@
 //! Cost: reads are the grantee's status, the purpose, the `access/<grantee>/<dataset>` index
 //! and the candidate grants (plus ancestors of delegated candidates). The dataset is read only
 //! to tell an unknown dataset or field from a missing grant, i.e. only on those denial paths.
+//!
+//! One evaluation, two sources: [`check`] reads and decodes those values from a state;
+//! [`CheckIndex::check`](crate::CheckIndex::check) takes them already decoded from memory.
+//! Both run [`decide`] over the `DecisionReads` trait, so the logic lives only here.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use gongzhi_ledger::{StateReader, Timestamp};
 
 use crate::error::ContractError;
 use crate::governance::{purpose_exists, OrgStatus};
-use crate::grants::{get_dataset, Grant};
+use crate::grants::{get_dataset, Dataset, Grant};
 use crate::keys;
 use crate::store;
 use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
@@ -256,14 +261,65 @@ fn deny(reason: DenyReason, grant: Option<GrantId>, explanation: String) -> Deci
     })
 }
 
+/// The reads a decision makes, so [`check`] over a state and
+/// [`CheckIndex::check`](crate::decision_index::CheckIndex::check) share one evaluation
+/// ([`decide`]) and differ only in where the values come from.
+pub(crate) trait DecisionReads {
+    /// The grantee's status (`org-status/<id>`).
+    fn org_status(&self, org: &OrgId) -> Result<Option<OrgStatus>, ContractError>;
+    /// Whether `purpose/<code>` exists.
+    fn purpose_exists(&self, purpose: &PurposeCode) -> Result<bool, ContractError>;
+    /// The grants in `access/<grantee>/<dataset>` (empty if none).
+    fn candidates(
+        &self,
+        grantee: &OrgId,
+        dataset: &DatasetId,
+    ) -> Result<Cow<'_, [GrantId]>, ContractError>;
+    /// The grant `id`, which must exist (an index refers to it).
+    fn grant(&self, id: GrantId) -> Result<Cow<'_, Grant>, ContractError>;
+    /// The dataset `id`, if registered.
+    fn dataset(&self, id: &DatasetId) -> Result<Option<Cow<'_, Dataset>>, ContractError>;
+}
+
+/// [`DecisionReads`] as point reads and decoding over a state.
+struct StateReads<'a, S: ?Sized>(&'a S);
+
+impl<S: StateReader + ?Sized> DecisionReads for StateReads<'_, S> {
+    fn org_status(&self, org: &OrgId) -> Result<Option<OrgStatus>, ContractError> {
+        store::read(self.0, &keys::org_status(org))
+    }
+
+    fn purpose_exists(&self, purpose: &PurposeCode) -> Result<bool, ContractError> {
+        purpose_exists(self.0, purpose)
+    }
+
+    fn candidates(
+        &self,
+        grantee: &OrgId,
+        dataset: &DatasetId,
+    ) -> Result<Cow<'_, [GrantId]>, ContractError> {
+        let ids: Vec<GrantId> =
+            store::read(self.0, &keys::access_index(grantee, dataset))?.unwrap_or_default();
+        Ok(Cow::Owned(ids))
+    }
+
+    fn grant(&self, id: GrantId) -> Result<Cow<'_, Grant>, ContractError> {
+        store::read_required(self.0, &keys::grant(id)).map(Cow::Owned)
+    }
+
+    fn dataset(&self, id: &DatasetId) -> Result<Option<Cow<'_, Dataset>>, ContractError> {
+        Ok(get_dataset(self.0, id)?.map(Cow::Owned))
+    }
+}
+
 /// The first exhausted ancestor of a delegated grant, if any.
-fn exhausted_ancestor<S: StateReader + ?Sized>(
-    state: &S,
+fn exhausted_ancestor<'r, R: DecisionReads + ?Sized>(
+    reads: &'r R,
     grant: &Grant,
-) -> Result<Option<Grant>, ContractError> {
+) -> Result<Option<Cow<'r, Grant>>, ContractError> {
     let mut next = grant.parent;
     while let Some(id) = next {
-        let parent: Grant = store::read_required(state, &keys::grant(id))?;
+        let parent = reads.grant(id)?;
         if parent.max_uses.is_some_and(|max| parent.uses >= max) {
             return Ok(Some(parent));
         }
@@ -281,6 +337,18 @@ pub fn check<S: StateReader + ?Sized, F: AsRef<str>>(
     purpose: &PurposeCode,
     time: Timestamp,
 ) -> Result<Decision, ContractError> {
+    decide(&StateReads(state), grantee, dataset, fields, purpose, time)
+}
+
+/// The decision itself, over any [`DecisionReads`]: the one place its logic lives.
+pub(crate) fn decide<R: DecisionReads + ?Sized, F: AsRef<str>>(
+    reads: &R,
+    grantee: &OrgId,
+    dataset: &DatasetId,
+    fields: &[F],
+    purpose: &PurposeCode,
+    time: Timestamp,
+) -> Result<Decision, ContractError> {
     let fields: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
     if fields.is_empty() {
         return Ok(deny(
@@ -289,7 +357,7 @@ pub fn check<S: StateReader + ?Sized, F: AsRef<str>>(
             "name at least one field to check".into(),
         ));
     }
-    match store::read::<OrgStatus, _>(state, &keys::org_status(grantee))? {
+    match reads.org_status(grantee)? {
         None => {
             return Ok(deny(
                 DenyReason::UnknownGrantee,
@@ -313,21 +381,20 @@ pub fn check<S: StateReader + ?Sized, F: AsRef<str>>(
         }
         Some(OrgStatus::Active) => {}
     }
-    if !purpose_exists(state, purpose)? {
+    if !reads.purpose_exists(purpose)? {
         return Ok(deny(
             DenyReason::UnknownPurpose,
             None,
             format!("purpose {purpose} is not in the taxonomy"),
         ));
     }
-    let candidates: Vec<GrantId> =
-        store::read(state, &keys::access_index(grantee, dataset))?.unwrap_or_default();
+    let candidates = reads.candidates(grantee, dataset)?;
     let mut allowed = Vec::new();
-    let mut closest: Option<(DenyReason, Grant)> = None;
-    for id in candidates {
-        let grant: Grant = store::read_required(state, &keys::grant(id))?;
+    let mut closest: Option<(DenyReason, Cow<'_, Grant>)> = None;
+    for &id in candidates.iter() {
+        let grant = reads.grant(id)?;
         let outcome = match evaluate_grant(&grant, &fields, purpose, time) {
-            Ok(()) if grant.parent.is_some() => match exhausted_ancestor(state, &grant)? {
+            Ok(()) if grant.parent.is_some() => match exhausted_ancestor(reads, &grant)? {
                 Some(ancestor) => Err((DenyReason::UsesExhausted, ancestor)),
                 None => Ok(()),
             },
@@ -353,7 +420,7 @@ pub fn check<S: StateReader + ?Sized, F: AsRef<str>>(
         .as_ref()
         .is_none_or(|(reason, _)| *reason == DenyReason::FieldNotCovered)
     {
-        match get_dataset(state, dataset)? {
+        match reads.dataset(dataset)? {
             None => {
                 return Ok(deny(
                     DenyReason::UnknownDataset,

@@ -25,6 +25,21 @@ fn join(parts: &[&[u8]]) -> Vec<u8> {
     key
 }
 
+/// Table prefixes the [`crate::decision_index::CheckIndex`] parses back out of changed keys
+/// (each is followed by `/` and the id).
+pub(crate) mod prefix {
+    /// `org-status/<org>`.
+    pub const ORG_STATUS: &[u8] = b"org-status";
+    /// `purpose/<code>`.
+    pub const PURPOSE: &[u8] = b"purpose";
+    /// `dataset/<id>`.
+    pub const DATASET: &[u8] = b"dataset";
+    /// `grant/<id:be>`.
+    pub const GRANT: &[u8] = b"grant";
+    /// `access/<grantee>/<dataset>`.
+    pub const ACCESS: &[u8] = b"access";
+}
+
 /// Governance parameters.
 pub const PARAMETERS: &[u8] = b"params";
 /// Chain id and genesis time.
@@ -54,7 +69,7 @@ pub fn org(id: &OrgId) -> Vec<u8> {
 
 /// An organisation's status alone (one byte of postcard; read by every decision).
 pub fn org_status(id: &OrgId) -> Vec<u8> {
-    join(&[b"org-status", id.0.as_bytes()])
+    join(&[prefix::ORG_STATUS, id.0.as_bytes()])
 }
 
 /// Which organisation an operator key belongs to.
@@ -79,7 +94,7 @@ pub fn proposal(id: ProposalId) -> Vec<u8> {
 
 /// A purpose of the taxonomy.
 pub fn purpose(code: &PurposeCode) -> Vec<u8> {
-    join(&[b"purpose", code.0.as_bytes()])
+    join(&[prefix::PURPOSE, code.0.as_bytes()])
 }
 
 /// A reason of the civility catalogue.
@@ -89,7 +104,7 @@ pub fn reason(code: &ReasonCode) -> Vec<u8> {
 
 /// A dataset.
 pub fn dataset(id: &DatasetId) -> Vec<u8> {
-    join(&[b"dataset", id.0.as_bytes()])
+    join(&[prefix::DATASET, id.0.as_bytes()])
 }
 
 /// An access request.
@@ -99,7 +114,7 @@ pub fn request(id: RequestId) -> Vec<u8> {
 
 /// A grant.
 pub fn grant(id: GrantId) -> Vec<u8> {
-    join(&[b"grant", &id.0.to_be_bytes()])
+    join(&[prefix::GRANT, &id.0.to_be_bytes()])
 }
 
 /// Grants delegated directly from a grant.
@@ -109,7 +124,7 @@ pub fn grant_children(id: GrantId) -> Vec<u8> {
 
 /// Grants to `grantee` on `dataset`: the index the decision function reads.
 pub fn access_index(grantee: &OrgId, dataset: &DatasetId) -> Vec<u8> {
-    join(&[b"access", grantee.0.as_bytes(), dataset.0.as_bytes()])
+    join(&[prefix::ACCESS, grantee.0.as_bytes(), dataset.0.as_bytes()])
 }
 
 /// A resident's balance.

@@ -7,13 +7,16 @@
 //!   passing with > 2/3 of validator power; the validator schedule (changes in force at h+2).
 //! - [`grants`]: datasets, access requests, grants, delegation, revocation, usage receipts.
 //! - [`decision`]: [`check`], pure, default deny, with reasons and the allowing grants.
+//! - [`decision_index`]: [`CheckIndex`], the same decision from decoded in-memory inputs, kept
+//!   up to date block by block (for checks at the latest height).
 //! - [`civility`]: the civility bank (awards, redemptions, reversals, balances, history).
 //! - [`genesis`]: the genesis document and the state at height 0.
 //! - [`query`]: read helpers for the API.
 //! - [`keys`]: the state key layout.
 //!
-//! Determinism: no clocks (time comes from the block), no randomness, no hash maps; every
-//! collection written to state is ordered.
+//! Determinism: no clocks (time comes from the block), no randomness; every collection written
+//! to state is ordered. Hash maps appear only as lookup structures whose iteration order never
+//! reaches state or results ([`decision_index`]).
 //!
 //! [`StateReader`]: gongzhi_ledger::StateReader
 
@@ -23,6 +26,7 @@
 pub mod call;
 pub mod civility;
 pub mod decision;
+pub mod decision_index;
 mod error;
 pub mod execute;
 pub mod genesis;
@@ -35,6 +39,7 @@ pub mod types;
 
 pub use call::{Call, CallOutput};
 pub use decision::{check, Decision, Denial, DenyReason};
+pub use decision_index::CheckIndex;
 pub use error::{ContractError, ErrorKind, TxError};
 pub use execute::{execute_block, BlockContext, BlockOutcome};
 pub use genesis::{genesis_changes, Genesis, GenesisOrg, GenesisPurpose, GenesisReason};

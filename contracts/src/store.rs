@@ -40,10 +40,15 @@ pub(crate) fn read_required<T: DeserializeOwned, S: StateReader + ?Sized>(
     state: &S,
     key: &[u8],
 ) -> Result<T, ContractError> {
-    read(state, key)?.ok_or_else(|| ContractError::Corrupt {
+    read(state, key)?.ok_or_else(|| missing(key))
+}
+
+/// The error for a value that an index or counter refers to but that is absent.
+pub(crate) fn missing(key: &[u8]) -> ContractError {
+    ContractError::Corrupt {
         key: keys::display(key),
         reason: "missing value that an index or counter refers to".into(),
-    })
+    }
 }
 
 /// Set `key` to `value`.

@@ -1,7 +1,9 @@
 //! Property tests: random sequences of valid and invalid txs
 //! - executed on two independent states give identical receipts and state changes;
 //! - each failed tx changes nothing but its signer's nonce (nothing at all for a wrong chain,
-//!   unknown signer or bad nonce) — asserted by `World::block` on one-tx blocks.
+//!   unknown signer or bad nonce) — asserted by `World::block` on one-tx blocks;
+//! - a [`CheckIndex`] kept up to date with each block's changes equals the index rebuilt from
+//!   the new state and answers every check as `check` over the state does.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -14,7 +16,8 @@ use gongzhi_contracts::grants::datasets::AccessRequestArgs;
 use gongzhi_contracts::grants::lifecycle::{Delegation, NewGrant, UseRecord};
 use gongzhi_contracts::grants::GrantTerms;
 use gongzhi_contracts::{
-    execute_block, BlockContext, GrantId, ProposalId, ReasonCode, RecordId, RequestId,
+    check, execute_block, BlockContext, CheckIndex, GrantId, ProposalId, ReasonCode, RecordId,
+    RequestId,
 };
 use gongzhi_ledger::{Keypair, Timestamp, Tx};
 use proptest::prelude::*;
@@ -150,6 +153,35 @@ fn op() -> impl Strategy<Value = Op> {
     )
 }
 
+/// The index follows the state, and answers a spread of requests as `check` does.
+fn assert_index_follows(index: &CheckIndex, w: &World) {
+    let rebuilt = CheckIndex::build(&w.state).unwrap();
+    assert_eq!(index, &rebuilt);
+    let scanned = CheckIndex::from_entries(w.state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap();
+    assert_eq!(index, &scanned);
+    let field_sets: [&[&str]; 4] = [&["age"], &["name", "age"], &["household"], &["district"]];
+    for (grantee, ..) in ORGS {
+        for ds in ["elderly-roll", "garbage"] {
+            for fields in field_sets {
+                for p in ["elderly-care", "emergency"] {
+                    for t in [w.time, w.time + 30_000] {
+                        let args = (
+                            &org(grantee),
+                            &dataset(ds),
+                            fields,
+                            &purpose(p),
+                            Timestamp(t),
+                        );
+                        let want = check(&w.state, args.0, args.1, args.2, args.3, args.4).unwrap();
+                        let got = index.check(args.0, args.1, args.2, args.3, args.4).unwrap();
+                        assert_eq!(want, got);
+                    }
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -157,6 +189,7 @@ proptest! {
     fn two_independent_states_agree(blocks in prop::collection::vec(prop::collection::vec(op(), 0..12), 1..10)) {
         let mut left = World::new();
         let mut right = World::new();
+        let mut index = CheckIndex::build(&left.state).unwrap();
         for ops in &blocks {
             let txs: Vec<Tx> = ops.iter().map(|op| make_tx(&mut left, op)).collect();
             let txs_right: Vec<Tx> = ops.iter().map(|op| make_tx(&mut right, op)).collect();
@@ -168,6 +201,8 @@ proptest! {
             let b = execute_block(&right.state, &ctx, &txs).unwrap();
             prop_assert_eq!(&a, &b);
             gongzhi_ledger::state::apply_changes(&mut left.state, &a.changes);
+            index.apply(&a.changes).unwrap();
+            assert_index_follows(&index, &left);
             gongzhi_ledger::state::apply_changes(&mut right.state, &b.changes);
             right.height = left.height;
             right.time = left.time;

@@ -26,7 +26,8 @@ use crate::keys::{self, ListName};
 use crate::store::{self, Writes};
 use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
 
-const GRANT_SEQUENCE: &str = "grant";
+/// The sequence grant ids are drawn from.
+pub(crate) const GRANT_SEQUENCE: &str = "grant";
 
 /// Everything needed to create a grant (the grantor is the signer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,315 @@
+//! Property tests of [`CheckIndex`]: on random states and requests, `index.check` answers
+//! exactly as `check` over the state (decision, reasons, explanations, allowing grants, and
+//! corrupt-state errors), both for an index built from the state and for one kept up to date
+//! by `apply` through random change sets; and the index after `apply` equals the index
+//! rebuilt from the changed state.
+//!
+//! States are synthetic (written key by key) so that they reach corners real txs reach only
+//! rarely: long delegation chains, exhausted ancestors, suspended and removed grantees,
+//! purposes removed from the taxonomy, grants awaiting co-approval, missing grants.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use gongzhi_contracts::governance::OrgStatus;
+use gongzhi_contracts::grants::{Dataset, FieldSpec, Grant, Revocation, Sensitivity};
+use gongzhi_contracts::{check, keys, CheckIndex, DatasetId, GrantId, OrgId, PurposeCode};
+use gongzhi_ledger::codec::to_bytes;
+use gongzhi_ledger::state::apply_changes;
+use gongzhi_ledger::{MemoryState, StateChanges, Timestamp};
+use proptest::prelude::*;
+
+const ORGS: [&str; 5] = ["org-a", "org-b", "org-c", "org-d", "ghost"];
+const DATASETS: [&str; 3] = ["ds-x", "ds-y", "nope"];
+const FIELDS: [&str; 5] = ["age", "district", "name", "score", "shoe-size"];
+const PURPOSES: [&str; 4] = ["care", "emergency", "stats", "astrology"];
+const STATUSES: [Option<OrgStatus>; 6] = [
+    None,
+    Some(OrgStatus::Active),
+    Some(OrgStatus::Active),
+    Some(OrgStatus::Active),
+    Some(OrgStatus::Suspended),
+    Some(OrgStatus::Removed),
+];
+
+/// A random grant: (grantee, dataset, field mask, purpose mask, flags, time window, uses).
+type GrantSpec = (usize, usize, u8, u8, u8, (u8, u8), (u8, u8));
+
+fn pick(all: &[&str], mask: u8) -> Vec<String> {
+    all.iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
+}
+
+fn grant(id: u64, spec: &GrantSpec) -> Grant {
+    let (grantee, ds, fields, purposes, flags, (from, len), (uses, max)) = *spec;
+    Grant {
+        id: GrantId(id),
+        grantor: OrgId("owner".into()),
+        grantee: OrgId(ORGS[grantee % 4].into()),
+        dataset: DatasetId(DATASETS[ds % 2].into()),
+        // The last field is never in a dataset: grants only cover real fields.
+        fields: pick(&FIELDS[..4], fields.max(1)),
+        purposes: pick(&PURPOSES[..3], purposes.max(1))
+            .into_iter()
+            .map(PurposeCode)
+            .collect(),
+        valid_from: Timestamp(u64::from(from % 8)),
+        valid_until: Timestamp(u64::from(from % 8) + 1 + u64::from(len % 8)),
+        max_uses: (flags & 1 != 0).then_some(u64::from(max % 4) + 1),
+        uses: u64::from(uses % 6),
+        delegation_depth: 1,
+        co_approver: (flags & 2 != 0).then(|| OrgId("org-d".into())),
+        co_approved: flags & 6 != 2,
+        consent_hash: None,
+        // Delegated from an earlier grant (parents always have lower ids).
+        parent: (flags & 8 != 0 && id > 1).then(|| GrantId(1 + u64::from(flags >> 4) % (id - 1))),
+        revoked: (flags & 0x80 != 0 && flags & 0x10 != 0).then(|| Revocation {
+            by: OrgId("owner".into()),
+            time: Timestamp(1),
+            reason: "test".into(),
+            cascaded_from: None,
+        }),
+        created: Timestamp(0),
+    }
+}
+
+fn put<T: serde::Serialize>(changes: &mut StateChanges, key: Vec<u8>, value: &T) {
+    changes.insert(key, Some(to_bytes(value)));
+}
+
+/// The changes that write grant `id` and list it in its access index (as in `state`).
+fn write_grant(state: &MemoryState, changes: &mut StateChanges, g: &Grant) {
+    put(changes, keys::grant(g.id), g);
+    let key = keys::access_index(&g.grantee, &g.dataset);
+    let current = changes
+        .get(&key)
+        .cloned()
+        .flatten()
+        .or_else(|| state.get(&key).cloned());
+    let mut ids: Vec<GrantId> = current
+        .map(|b| gongzhi_ledger::codec::from_bytes(&b, "ids").unwrap())
+        .unwrap_or_default();
+    if let Err(at) = ids.binary_search(&g.id) {
+        ids.insert(at, g.id);
+    }
+    put(changes, key, &ids);
+    put(
+        changes,
+        keys::counter("grant"),
+        &g.id.0.max(counter(state, changes)),
+    );
+}
+
+fn counter(state: &MemoryState, changes: &StateChanges) -> u64 {
+    let key = keys::counter("grant");
+    changes
+        .get(&key)
+        .cloned()
+        .flatten()
+        .or_else(|| state.get(&key).cloned())
+        .map(|b| gongzhi_ledger::codec::from_bytes(&b, "counter").unwrap())
+        .unwrap_or(0)
+}
+
+fn genesis_state(statuses: &[u8], purposes: u8, grants: &[GrantSpec]) -> MemoryState {
+    let mut state = MemoryState::new();
+    let mut changes = StateChanges::new();
+    let orgs: Vec<OrgId> = ORGS[..4].iter().map(|o| OrgId(o.to_string())).collect();
+    for (org, s) in orgs.iter().zip(statuses) {
+        if let Some(status) = STATUSES[*s as usize % STATUSES.len()] {
+            put(&mut changes, keys::org_status(org), &status);
+        }
+    }
+    put(&mut changes, keys::ORG_LIST.to_vec(), &orgs);
+    let codes: Vec<PurposeCode> = pick(&PURPOSES[..3], purposes | 1)
+        .into_iter()
+        .map(PurposeCode)
+        .collect();
+    for code in &codes {
+        put(&mut changes, keys::purpose(code), &code.0);
+    }
+    put(&mut changes, keys::PURPOSE_LIST.to_vec(), &codes);
+    let ids: Vec<DatasetId> = DATASETS[..2]
+        .iter()
+        .map(|d| DatasetId(d.to_string()))
+        .collect();
+    for id in &ids {
+        let dataset = Dataset {
+            id: id.clone(),
+            owner: OrgId("owner".into()),
+            name: id.0.clone(),
+            fields: FIELDS[..4]
+                .iter()
+                .map(|f| FieldSpec {
+                    name: f.to_string(),
+                    sensitivity: Sensitivity::Internal,
+                })
+                .collect(),
+        };
+        put(&mut changes, keys::dataset(id), &dataset);
+    }
+    put(&mut changes, keys::DATASET_LIST.to_vec(), &ids);
+    apply_changes(&mut state, &changes);
+    let mut changes = StateChanges::new();
+    for (i, spec) in grants.iter().enumerate() {
+        write_grant(&state, &mut changes, &grant(i as u64 + 1, spec));
+    }
+    apply_changes(&mut state, &changes);
+    state
+}
+
+/// A random change set: (kind, a, b, grant spec).
+type Change = (u8, u8, u8, GrantSpec);
+
+fn change_set(state: &MemoryState, ops: &[Change]) -> StateChanges {
+    let mut changes = StateChanges::new();
+    for (kind, a, b, spec) in ops {
+        let org = OrgId(ORGS[*a as usize % 4].into());
+        let code = PurposeCode(PURPOSES[*a as usize % 3].into());
+        let last = counter(state, &changes);
+        let existing = GrantId(u64::from(*a) % last.max(1) + 1);
+        match kind % 7 {
+            0 => match STATUSES[*b as usize % STATUSES.len()] {
+                Some(status) => put(&mut changes, keys::org_status(&org), &status),
+                None => {
+                    changes.insert(keys::org_status(&org), None);
+                }
+            },
+            1 => {
+                changes.insert(keys::purpose(&code), None);
+            }
+            2 => put(&mut changes, keys::purpose(&code), &code.0),
+            // A new grant, or an existing grant's terms (uses, revocation, co-approval) changed.
+            3 => write_grant(state, &mut changes, &grant(last + 1, spec)),
+            4 if last > 0 => {
+                let mut g = grant(existing.0, spec);
+                g.parent = g.parent.filter(|p| p.0 < existing.0);
+                put(&mut changes, keys::grant(existing), &g);
+                let access = keys::access_index(&g.grantee, &g.dataset);
+                let mut ids: Vec<GrantId> = state
+                    .get(&access)
+                    .map(|v| gongzhi_ledger::codec::from_bytes(v, "ids").unwrap())
+                    .unwrap_or_default();
+                if let Err(at) = ids.binary_search(&existing) {
+                    ids.insert(at, existing);
+                }
+                put(&mut changes, access, &ids);
+            }
+            // Corrupt the state: a grant an access index refers to disappears.
+            5 if *b == 0 && last > 0 => {
+                changes.insert(keys::grant(existing), None);
+            }
+            6 => {
+                changes.insert(
+                    keys::access_index(&org, &DatasetId(DATASETS[*b as usize % 2].into())),
+                    None,
+                );
+            }
+            _ => {
+                // Keys the index ignores.
+                put(&mut changes, keys::counter("record"), &u64::from(*b));
+            }
+        }
+    }
+    changes
+}
+
+type Request = (usize, usize, u8, usize, u8);
+
+fn assert_same(state: &MemoryState, index: &CheckIndex, requests: &[Request]) {
+    for &(o, d, fields, p, t) in requests {
+        let grantee = OrgId(ORGS[o % ORGS.len()].into());
+        let dataset = DatasetId(DATASETS[d % DATASETS.len()].into());
+        let fields = pick(&FIELDS, fields % 32);
+        let purpose = PurposeCode(PURPOSES[p % PURPOSES.len()].into());
+        let time = Timestamp(u64::from(t % 18));
+        let want = check(state, &grantee, &dataset, &fields, &purpose, time);
+        let got = index.check(&grantee, &dataset, &fields, &purpose, time);
+        match (want, got) {
+            (Ok(want), Ok(got)) => {
+                assert_eq!(want, got, "{grantee} {dataset} {fields:?} {purpose}")
+            }
+            (Err(want), Err(got)) => assert_eq!(want.to_string(), got.to_string()),
+            (want, got) => panic!("state: {want:?}, index: {got:?}"),
+        }
+    }
+}
+
+fn grant_spec() -> impl Strategy<Value = GrantSpec> {
+    (
+        0usize..4,
+        0usize..2,
+        any::<u8>(),
+        any::<u8>(),
+        any::<u8>(),
+        (any::<u8>(), any::<u8>()),
+        (any::<u8>(), any::<u8>()),
+    )
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    (0usize..5, 0usize..3, any::<u8>(), 0usize..4, any::<u8>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn index_answers_as_check(
+        statuses in prop::collection::vec(any::<u8>(), 4),
+        purposes in any::<u8>(),
+        grants in prop::collection::vec(grant_spec(), 0..24),
+        blocks in prop::collection::vec(
+            prop::collection::vec((any::<u8>(), any::<u8>(), any::<u8>(), grant_spec()), 0..8),
+            0..5,
+        ),
+        requests in prop::collection::vec(request(), 1..40),
+    ) {
+        let mut state = genesis_state(&statuses, purposes, &grants);
+        let mut index = CheckIndex::build(&state).unwrap();
+        let entries = CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap();
+        prop_assert_eq!(&index, &entries);
+        prop_assert_eq!(index.grant_count(), grants.len());
+        assert_same(&state, &index, &requests);
+        for ops in &blocks {
+            let changes = change_set(&state, ops);
+            index.apply(&changes).unwrap();
+            apply_changes(&mut state, &changes);
+            let rebuilt =
+                CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap();
+            prop_assert_eq!(&index, &rebuilt);
+            assert_same(&state, &index, &requests);
+        }
+    }
+}
+
+#[test]
+fn apply_is_all_or_nothing() {
+    let state = genesis_state(&[0, 1, 2, 3], 0xff, &[(0, 0, 3, 1, 0, (0, 7), (0, 0))]);
+    let mut index = CheckIndex::build(&state).unwrap();
+    let before = index.clone();
+    let mut changes = StateChanges::new();
+    put(
+        &mut changes,
+        keys::org_status(&OrgId("org-a".into())),
+        &OrgStatus::Removed,
+    );
+    changes.insert(keys::grant(GrantId(1)), Some(vec![0xff; 3]));
+    let err = index.apply(&changes).unwrap_err();
+    assert!(err.to_string().contains("corrupt state"), "{err}");
+    assert_eq!(index, before);
+}
+
+#[test]
+fn genesis_changes_applied_to_an_empty_index() {
+    let state = genesis_state(&[0, 3, 4, 1], 0b101, &[(1, 1, 0xf, 0xf, 0, (0, 7), (0, 0))]);
+    let changes: StateChanges = state
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    let mut index = CheckIndex::new();
+    index.apply(&changes).unwrap();
+    assert_eq!(index, CheckIndex::build(&state).unwrap());
+}
