@@ -7,20 +7,26 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 VALIDATORS ?= 4
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test deps fmt lint unit negative-controls soak bench demo
+.PHONY: help run build test deps negative-controls soak bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-run: deps ## Build and start the main job (see README)
-	$(CARGO) run $(CARGO_FLAGS) -p gongzhi-node --bin gongzhi -- demo
+run: build ## Build, then start a 4-validator devnet with the demo district (Ctrl-C stops it)
+	$(TARGET_DIR)/release/gongzhi devnet up --validators $(VALIDATORS) --dir .devnet --fresh
 
-test: deps ## Formatting, clippy -D warnings, every test, and the negative controls
+# Every build selects the whole workspace with all targets: a narrower selection resolves some
+# dependencies with other features, which would recompile RocksDB's C++ a second time.
+build: deps ## Build everything (the one release profile)
+	$(CARGO) build $(CARGO_FLAGS) --workspace --all-targets
+
+test: build ## Formatting, clippy -D warnings, every test, and the negative controls
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
-	$(CARGO) test $(CARGO_FLAGS) --workspace
+	$(CARGO) test $(CARGO_FLAGS) --workspace --all-targets
 	$(MAKE) --no-print-directory negative-controls
 
 negative-controls: ## Prove the simulator's checkers catch a consensus core without the lock rule
@@ -44,3 +50,5 @@ deps:
 	fi
 	@command -v g++ >/dev/null || { echo ">>> g++ is missing (RocksDB is C++): installing it"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; }
+	@command -v chromium >/dev/null || { echo ">>> chromium is missing (the audit report test renders HTML): installing it"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -95,6 +95,14 @@ pub enum LedgerError {
         /// What is wrong.
         reason: String,
     },
+    /// A key file that cannot be used.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The storage engine failed (disk full, permissions, …).
     #[error("storage error: {0}")]
     Storage(String),
@@ -118,6 +126,47 @@ pub enum LedgerError {
         lowest: u64,
         /// Latest stored height.
         latest: u64,
+    },
+    /// A store that holds another chain's genesis than the one offered.
+    #[error(
+        "store already holds chain {stored_chain_id:?} with genesis {stored_hash}; refusing genesis \
+         {offered_hash} of chain {offered_chain_id:?} (wrong --home directory?)"
+    )]
+    GenesisMismatch {
+        /// Chain id in the store.
+        stored_chain_id: String,
+        /// Genesis hash in the store.
+        stored_hash: Hash,
+        /// Chain id offered.
+        offered_chain_id: String,
+        /// Genesis hash offered.
+        offered_hash: Hash,
+    },
+    /// A store with no genesis yet, asked for chain data.
+    #[error("store has no genesis yet; initialise it with the chain's genesis first")]
+    NotInitialised,
+    /// A prepared state change computed on another parent than the store's latest state.
+    #[error(
+        "prepared state is for height {prepared_height} on root {prepared_parent}, but the store \
+         is at height {latest_height} with root {latest_root}; prepare again"
+    )]
+    StalePreparedState {
+        /// Height the state was prepared for.
+        prepared_height: u64,
+        /// Root it was prepared on.
+        prepared_parent: Hash,
+        /// The store's latest height.
+        latest_height: u64,
+        /// The store's latest root.
+        latest_root: Hash,
+    },
+    /// A state proof that does not prove the claimed value (or absence) under the root.
+    #[error("state proof does not verify against root {root}: {reason}")]
+    InvalidStateProof {
+        /// The trusted root.
+        root: Hash,
+        /// What failed.
+        reason: String,
     },
 }
 

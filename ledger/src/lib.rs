@@ -19,9 +19,13 @@ pub mod codec;
 pub mod crypto;
 mod error;
 pub mod hash;
+pub mod keyfile;
 pub mod receipt;
 pub mod state;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod tx;
+pub mod wal;
 
 pub use block::{Block, Header, Timestamp};
 pub use certificate::{validator_set_hash, CommitCertificate, CommitSignature};
@@ -33,3 +37,5 @@ pub use hash::Hash;
 pub use receipt::{Outcome, Receipt};
 pub use state::{MemoryState, Overlay, StateChanges, StateReader};
 pub use tx::Tx;
+#[cfg(feature = "store")]
+pub use store::{verify_state_proof, PreparedState, StateProof, Store};

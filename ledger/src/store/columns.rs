@@ -1,0 +1,202 @@
+//! Column families of the store and the byte layout of their keys.
+//!
+//! Every integer in a key is big-endian, so RocksDB's byte order is numeric order: iterating
+//! `receipts` from `height ‖ 0` visits one block's receipts in tx order, and a reverse seek in
+//! `jmt_values` from `key hash ‖ version` finds the newest value at or before that version.
+//!
+//! | family        | key                          | value                                    |
+//! |---------------|------------------------------|------------------------------------------|
+//! | `meta`        | fixed names (below)          | chain id, genesis hash, latest height    |
+//! | `blocks`      | height                       | canonical [`Block`](crate::Block)        |
+//! | `block_index` | block hash                   | height                                   |
+//! | `tx_index`    | tx hash                      | height ‖ index (u32)                     |
+//! | `receipts`    | height ‖ index (u32)         | canonical [`Receipt`](crate::Receipt)    |
+//! | `certificates`| height                       | canonical certificate committing it      |
+//! | `state`       | state key                    | latest value (absent = deleted)          |
+//! | `jmt_nodes`   | version ‖ nibble path        | postcard jmt `Node`                      |
+//! | `jmt_values`  | key hash ‖ version           | 0 (deleted) or 1 ‖ value                 |
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options};
+
+use crate::LedgerError;
+
+/// Store metadata.
+pub const META: &str = "meta";
+/// height → block.
+pub const BLOCKS: &str = "blocks";
+/// block hash → height.
+pub const BLOCK_INDEX: &str = "block_index";
+/// tx hash → (height, index).
+pub const TX_INDEX: &str = "tx_index";
+/// (height, index) → receipt.
+pub const RECEIPTS: &str = "receipts";
+/// height → commit certificate of that block.
+pub const CERTIFICATES: &str = "certificates";
+/// Flat latest state.
+pub const STATE: &str = "state";
+/// Jellyfish Merkle tree nodes.
+pub const JMT_NODES: &str = "jmt_nodes";
+/// Value history: (key hash, version) → value or tombstone.
+pub const JMT_VALUES: &str = "jmt_values";
+
+/// All families, in creation order.
+pub const ALL: [&str; 9] = [
+    META,
+    BLOCKS,
+    BLOCK_INDEX,
+    TX_INDEX,
+    RECEIPTS,
+    CERTIFICATES,
+    STATE,
+    JMT_NODES,
+    JMT_VALUES,
+];
+
+/// Names of the entries in [`META`].
+pub mod meta_keys {
+    /// Layout version of the whole store (see [`super::FORMAT_VERSION`]).
+    pub const FORMAT: &[u8] = b"format";
+    /// UTF-8 chain id.
+    pub const CHAIN_ID: &[u8] = b"chain_id";
+    /// 32-byte genesis hash.
+    pub const GENESIS_HASH: &[u8] = b"genesis_hash";
+    /// Big-endian u64: the last fully committed height (0 = genesis only).
+    pub const LATEST_HEIGHT: &[u8] = b"latest_height";
+}
+
+/// Layout version written at genesis; a store with another version is refused at open.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Block cache shared by all families.
+const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Database-wide options: create what is missing, bounded open files and info logs.
+pub fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_open_files(512);
+    opts.set_keep_log_file_num(4);
+    opts.increase_parallelism(2);
+    opts
+}
+
+/// One descriptor per family, all sharing one LRU block cache; point-lookup families get a
+/// bloom filter.
+pub fn descriptors() -> Vec<ColumnFamilyDescriptor> {
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    ALL.iter()
+        .map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            let mut opts = Options::default();
+            opts.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*name, opts)
+        })
+        .collect()
+}
+
+/// A height as a key.
+pub fn height_key(height: u64) -> [u8; 8] {
+    height.to_be_bytes()
+}
+
+/// `height ‖ index`: receipts and tx locations.
+pub fn tx_position_key(height: u64, index: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&height.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// Decode `height ‖ index`.
+pub fn decode_tx_position(bytes: &[u8]) -> Result<(u64, u32), LedgerError> {
+    let array: [u8; 12] = bytes
+        .try_into()
+        .map_err(|_| LedgerError::Corrupt(format!("tx position has {} bytes, expected 12", bytes.len())))?;
+    let (height, index) = array.split_at(8);
+    Ok((be_u64(height)?, be_u32(index)?))
+}
+
+/// Decode a stored big-endian u64.
+pub fn decode_height(bytes: &[u8], what: &str) -> Result<u64, LedgerError> {
+    be_u64(bytes).map_err(|_| LedgerError::Corrupt(format!("{what} has {} bytes, expected 8", bytes.len())))
+}
+
+/// `key hash ‖ version`.
+pub fn value_key(key_hash: &[u8; 32], version: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(key_hash);
+    key[32..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// Encode a value-history entry: `0` for a deletion, `1 ‖ value` for a write.
+pub fn encode_history_value(value: Option<&[u8]>) -> Vec<u8> {
+    match value {
+        None => vec![0],
+        Some(v) => {
+            let mut out = Vec::with_capacity(v.len() + 1);
+            out.push(1);
+            out.extend_from_slice(v);
+            out
+        }
+    }
+}
+
+/// Decode a value-history entry.
+pub fn decode_history_value(bytes: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+    match bytes.split_first() {
+        Some((0, [])) => Ok(None),
+        Some((1, value)) => Ok(Some(value.to_vec())),
+        _ => Err(LedgerError::Corrupt(
+            "value-history entry is neither a tombstone nor a value".into(),
+        )),
+    }
+}
+
+fn be_u64(bytes: &[u8]) -> Result<u64, LedgerError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| LedgerError::Corrupt("bad u64".into()))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+fn be_u32(bytes: &[u8]) -> Result<u32, LedgerError> {
+    let array: [u8; 4] = bytes
+        .try_into()
+        .map_err(|_| LedgerError::Corrupt("bad u32".into()))?;
+    Ok(u32::from_be_bytes(array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_numerically() {
+        assert!(height_key(255) < height_key(256));
+        assert!(tx_position_key(1, u32::MAX) < tx_position_key(2, 0));
+        assert!(value_key(&[7; 32], 9) < value_key(&[7; 32], 10));
+        assert!(value_key(&[7; 32], u64::MAX) < value_key(&[8; 32], 0));
+    }
+
+    #[test]
+    fn positions_and_history_roundtrip() {
+        assert_eq!(decode_tx_position(&tx_position_key(42, 7)).ok(), Some((42, 7)));
+        assert!(decode_tx_position(&[1, 2]).is_err());
+        assert_eq!(decode_history_value(&encode_history_value(None)).ok(), Some(None));
+        assert_eq!(
+            decode_history_value(&encode_history_value(Some(b"v"))).ok(),
+            Some(Some(b"v".to_vec()))
+        );
+        assert_eq!(
+            decode_history_value(&encode_history_value(Some(b""))).ok(),
+            Some(Some(Vec::new()))
+        );
+        assert!(decode_history_value(&[]).is_err());
+        assert!(decode_history_value(&[0, 1]).is_err());
+        assert!(decode_history_value(&[2]).is_err());
+    }
+}

@@ -1,0 +1,565 @@
+//! `gongzhi.v1.Authorization`: Check, BatchCheck, ListGrants, WatchGrants, ExplainDenial.
+//!
+//! Checks read committed state only and never go through consensus. Where a check is
+//! evaluated:
+//! - latest (or unset), no receipt: the [`LatestIndex`] — the decision's inputs decoded in
+//!   memory ([`CheckIndex`]) — when it is at the chain's latest height; otherwise the store;
+//! - at least `h`: the index when it is at `h` or above; otherwise wait for `h` (within the
+//!   call's deadline) and read the store at the latest height. Never a state below `h`, so a
+//!   client that passes the height `SubmitTx` returned never sees the earlier decision;
+//! - exactly `h`: `check` over `store.state_at(h)`;
+//! - with a receipt: always the store at the resolved height, through a recording reader.
+//!
+//! Time: validity windows are evaluated at the node's clock, never earlier than the evaluated
+//! block's time; the answer reports that moment and the latest block's time.
+//!
+//! The index follows commits: for each new block it re-executes the block's txs over the
+//! state before it (deterministic, the same work a validator does) to get the block's state
+//! changes, and applies them with [`CheckIndex::apply`]. Block state changes are not stored, so
+//! re-execution is the cheapest exact source; a failure or mismatch rebuilds the index from
+//! the latest state. Grant events for `WatchGrants` are in `watch` below.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use gongzhi_contracts::decision::evaluate_grant;
+use gongzhi_contracts::grants::Grant as GrantRecord;
+use gongzhi_contracts::{check, keys, query, CheckIndex, DatasetId, Decision, GrantId, OrgId, Page, PurposeCode};
+use gongzhi_ledger::codec::{from_bytes, to_bytes};
+use gongzhi_ledger::{Block, StateReader, Timestamp};
+use gongzhi_proto::v1::authorization_server::Authorization;
+use gongzhi_proto::v1::{
+    consistency::Requirement, list_grants_request, BatchCheckRequest, BatchCheckResponse, CheckRequest,
+    CheckResponse, Consistency, DecisionReceipt as ReceiptMessage, DenialReason, ExplainDenialRequest,
+    ExplainDenialResponse, Grant, GrantEvaluation, GrantRevocation, GrantStatus, ListGrantsRequest,
+    ListGrantsResponse, WatchGrantsRequest, WatchGrantsResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::consistency::{deadline_of, resolve_height, ResolvedState};
+use super::receipt::{build_receipt, CheckQuestion, HandoverIndex};
+use super::registry::{id_field, internal, require_synced, PageCursor};
+mod watch;
+use watch::GrantStream;
+use crate::run::NodeContext;
+
+/// Most items in one `BatchCheck`.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+/// Most fields in one question.
+pub const MAX_FIELDS: usize = 256;
+
+/// The index at one committed height.
+#[derive(Debug)]
+struct Indexed {
+    index: CheckIndex,
+    state: ResolvedState,
+}
+
+/// A [`CheckIndex`] of the latest committed state, kept up to date by a follower task.
+#[derive(Debug, Default)]
+pub struct LatestIndex {
+    current: RwLock<Option<Indexed>>,
+}
+
+impl LatestIndex {
+    /// Build the index from the latest state and follow commits until the process ends.
+    pub fn spawn(context: NodeContext) -> Arc<LatestIndex> {
+        let latest = Arc::new(LatestIndex::default());
+        let follower = latest.clone();
+        tokio::spawn(async move { follower.follow(context).await });
+        latest
+    }
+
+    /// Height the index is at, if built.
+    pub fn height(&self) -> Option<u64> {
+        self.read(|indexed| indexed.state.height)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Indexed) -> T) -> Option<T> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(f)
+    }
+
+    fn set(&self, indexed: Indexed) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(indexed);
+    }
+
+    async fn follow(&self, context: NodeContext) {
+        let mut commits = context.driver.commits.subscribe();
+        loop {
+            if let Err(e) = self.catch_up(&context).await {
+                tracing::warn!(error = %e, "check index: rebuilding from the latest state");
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_secs(1), commits.recv()).await {
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// Build (if needed) and apply blocks up to the chain's height.
+    async fn catch_up(&self, context: &NodeContext) -> Result<(), String> {
+        let store = context.chain.store().clone();
+        if self.height().is_none() {
+            let built = tokio::task::spawn_blocking(move || -> Result<(u64, CheckIndex), String> {
+                let state = store.latest_state().map_err(|e| e.to_string())?;
+                let index = CheckIndex::build(&state).map_err(|e| e.to_string())?;
+                Ok((state.height(), index))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            let state = describe(context, built.0).await?;
+            self.set(Indexed { index: built.1, state });
+        }
+        while let Some(height) = self.height().filter(|h| *h < context.chain.height()) {
+            let next = height + 1;
+            let chain = context.chain.clone();
+            let changes = tokio::task::spawn_blocking(move || block_changes(&chain, next))
+                .await
+                .map_err(|e| e.to_string())??;
+            let state = describe(context, next).await?;
+            let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            let indexed = guard.as_mut().ok_or("index vanished")?;
+            indexed.index.apply(&changes).map_err(|e| e.to_string())?;
+            indexed.state = state;
+        }
+        Ok(())
+    }
+}
+
+/// The state changes of committed block `height`, by re-executing it on the state before it.
+fn block_changes(chain: &crate::chain::Chain, height: u64) -> Result<gongzhi_ledger::StateChanges, String> {
+    let store = chain.store();
+    let block: Block = store.block(height).map_err(|e| e.to_string())?;
+    let before = store.state_at(height - 1).map_err(|e| e.to_string())?;
+    let ctx = gongzhi_contracts::BlockContext {
+        chain_id: chain.chain_id().to_string(),
+        height,
+        time: block.header.time,
+    };
+    let outcome = gongzhi_contracts::execute_block(&before, &ctx, &block.txs).map_err(|e| e.to_string())?;
+    if Block::compute_receipts_root(&outcome.receipts) != block.header.receipts_root {
+        return Err(format!("re-executing block {height} gave other receipts than its header"));
+    }
+    Ok(outcome.changes)
+}
+
+async fn describe(context: &NodeContext, height: u64) -> Result<ResolvedState, String> {
+    let exact = Consistency {
+        requirement: Some(Requirement::ExactHeight(height)),
+    };
+    resolve_height(context, Some(&exact), Duration::from_secs(1))
+        .await
+        .map_err(|s| s.message().to_string())
+}
+
+/// The Authorization service.
+#[derive(Debug, Clone)]
+pub struct AuthorizationService {
+    context: NodeContext,
+    latest: Arc<LatestIndex>,
+    handovers: Arc<HandoverIndex>,
+}
+
+/// Validate one question; `at` prefixes field names (e.g. `items[3].`).
+fn question(grantee: &str, dataset: &str, fields: &[String], purpose: &str, at: &str) -> Result<CheckQuestion, Status> {
+    let grantee = id_field(grantee, &format!("{at}grantee_org_id"))?;
+    let dataset = id_field(dataset, &format!("{at}dataset_id"))?;
+    let purpose = id_field(purpose, &format!("{at}purpose_code"))?;
+    if fields.len() > MAX_FIELDS {
+        return Err(Status::resource_exhausted(format!(
+            "{at}fields has {} entries; at most {MAX_FIELDS} per question",
+            fields.len()
+        )));
+    }
+    for (i, field) in fields.iter().enumerate() {
+        id_field(field, &format!("{at}fields[{i}]"))?;
+    }
+    Ok(CheckQuestion {
+        grantee: OrgId::from(grantee),
+        dataset: DatasetId::from(dataset),
+        fields: fields.to_vec(),
+        purpose: PurposeCode::from(purpose),
+    })
+}
+
+/// The API reason for a decision.
+fn reason_of(decision: &Decision) -> DenialReason {
+    match decision.deny_reason() {
+        None => DenialReason::Unspecified,
+        Some(reason) => DenialReason::try_from(reason.code() as i32).unwrap_or(DenialReason::Unspecified),
+    }
+}
+
+fn answer(decision: &Decision, state: &ResolvedState, time: Timestamp, latest_block_time: Timestamp) -> CheckResponse {
+    let reason = reason_of(decision);
+    let (allowed, grant_ids, message) = match decision {
+        Decision::Allow { grants } => {
+            let names: Vec<String> = grants.iter().map(ToString::to_string).collect();
+            (true, grants.iter().map(|g| g.0).collect(), format!("allowed by {}", names.join(", ")))
+        }
+        Decision::Deny(denial) => (false, denial.grant.iter().map(|g| g.0).collect(), denial.explanation.clone()),
+    };
+    CheckResponse {
+        decision: if allowed {
+            gongzhi_proto::v1::Decision::Allow
+        } else {
+            gongzhi_proto::v1::Decision::Deny
+        } as i32,
+        reason: reason as i32,
+        reason_name: reason.stable_name().to_string(),
+        message,
+        grant_ids,
+        evaluated_height: state.height,
+        evaluated_block_hash: state.block_hash.0.to_vec(),
+        state_root: state.state_root.0.to_vec(),
+        evaluation_time_ms: time.millis(),
+        latest_block_time_ms: latest_block_time.millis(),
+        receipt: None,
+    }
+}
+
+impl AuthorizationService {
+    /// Serve from `context`, answering latest-height checks from `latest`.
+    pub fn new(context: NodeContext, latest: Arc<LatestIndex>) -> AuthorizationService {
+        AuthorizationService {
+            context,
+            latest,
+            handovers: Arc::new(HandoverIndex::default()),
+        }
+    }
+
+    fn default_deadline(&self) -> Duration {
+        Duration::from_millis(self.context.config.rpc.default_deadline_ms)
+    }
+
+    /// Answer from the index if it satisfies the consistency without waiting.
+    fn from_index(&self, consistency: Option<&Consistency>, questions: &[CheckQuestion]) -> Option<Result<Vec<CheckResponse>, Status>> {
+        let latest_block_time = self.context.driver.status.borrow().block_time;
+        let chain_height = self.context.chain.height();
+        let guard = self.latest.current.read().unwrap_or_else(PoisonError::into_inner);
+        let indexed = guard.as_ref()?;
+        let height = indexed.state.height;
+        let usable = match consistency.and_then(|c| c.requirement) {
+            None | Some(Requirement::Latest(_)) => height == chain_height,
+            Some(Requirement::AtLeastHeight(h)) => height >= h,
+            Some(Requirement::ExactHeight(h)) => height == h,
+        };
+        if !usable {
+            return None;
+        }
+        let time = crate::driver::now().max(indexed.state.block_time);
+        let mut out = Vec::with_capacity(questions.len());
+        for q in questions {
+            match indexed.index.check(&q.grantee, &q.dataset, &q.fields, &q.purpose, time) {
+                Ok(decision) => out.push(answer(&decision, &indexed.state, time, latest_block_time.max(indexed.state.block_time))),
+                Err(e) => return Some(Err(internal(e))),
+            }
+        }
+        Some(Ok(out))
+    }
+
+    /// Evaluate questions against one committed state chosen by `consistency`.
+    async fn evaluate(
+        &self,
+        questions: &[CheckQuestion],
+        consistency: Option<&Consistency>,
+        deadline: Duration,
+        want_receipt: bool,
+    ) -> Result<Vec<CheckResponse>, Status> {
+        require_synced(&self.context)?;
+        if !want_receipt {
+            if let Some(result) = self.from_index(consistency, questions) {
+                return result;
+            }
+        }
+        let state = resolve_height(&self.context, consistency, deadline).await?;
+        if !want_receipt {
+            let exact = Consistency {
+                requirement: Some(Requirement::ExactHeight(state.height)),
+            };
+            if let Some(result) = self.from_index(Some(&exact), questions) {
+                return result;
+            }
+        }
+        let time = crate::driver::now().max(state.block_time);
+        let latest_block_time = self.context.driver.status.borrow().block_time.max(state.block_time);
+        if want_receipt && state.height == 0 {
+            return Err(Status::failed_precondition(
+                "no block is committed yet, so there is no certificate to put in a receipt; retry after height 1",
+            ));
+        }
+        let context = self.context.clone();
+        let handovers = self.handovers.clone();
+        let questions = questions.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let store = context.chain.store();
+            let mut out = Vec::with_capacity(questions.len());
+            for q in &questions {
+                if want_receipt {
+                    let (decision, receipt) =
+                        build_receipt(&context.chain, &handovers, q, time, state.height).map_err(Status::internal)?;
+                    let mut response = answer(&decision, &state, time, latest_block_time);
+                    let canonical = gongzhi_ledger::Canonical::encode(&receipt);
+                    response.receipt = Some(ReceiptMessage {
+                        receipt_hash: receipt.hash().0.to_vec(),
+                        canonical,
+                        height: state.height,
+                        block_hash: state.block_hash.0.to_vec(),
+                        state_root: state.state_root.0.to_vec(),
+                        evaluation_time_ms: time.millis(),
+                    });
+                    out.push(response);
+                } else {
+                    let view = store.state_at(state.height).map_err(internal)?;
+                    let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time).map_err(internal)?;
+                    out.push(answer(&decision, &state, time, latest_block_time));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+/// The status of a grant at `time`.
+pub fn grant_status(grant: &GrantRecord, time: Timestamp) -> GrantStatus {
+    if grant.revoked.is_some() {
+        GrantStatus::Revoked
+    } else if time >= grant.valid_until {
+        GrantStatus::Expired
+    } else if time < grant.valid_from {
+        GrantStatus::NotYetValid
+    } else if grant.max_uses.is_some_and(|max| grant.uses >= max) {
+        GrantStatus::UsesExhausted
+    } else if !grant.co_approved {
+        GrantStatus::AwaitingCoApproval
+    } else {
+        GrantStatus::Active
+    }
+}
+
+/// A grant as the API shows it, with its status at `time`.
+pub fn grant_message(grant: &GrantRecord, time: Timestamp) -> Grant {
+    Grant {
+        grant_id: grant.id.0,
+        grantor_org_id: grant.grantor.to_string(),
+        grantee_org_id: grant.grantee.to_string(),
+        dataset_id: grant.dataset.to_string(),
+        fields: grant.fields.clone(),
+        purpose_codes: grant.purposes.iter().map(ToString::to_string).collect(),
+        valid_from_ms: grant.valid_from.millis(),
+        valid_until_ms: grant.valid_until.millis(),
+        max_uses: grant.max_uses,
+        uses: grant.uses,
+        delegation_depth: u32::from(grant.delegation_depth),
+        parent_grant_id: grant.parent.map_or(0, |p| p.0),
+        co_approver_org_id: grant.co_approver.as_ref().map(ToString::to_string).unwrap_or_default(),
+        co_approved: grant.co_approved,
+        consent_receipt_hash: grant.consent_hash.map(|h| h.0.to_vec()).unwrap_or_default(),
+        status: grant_status(grant, time) as i32,
+        created_time_ms: grant.created.millis(),
+        revocation: grant.revoked.as_ref().map(|r| GrantRevocation {
+            revoked_by_org_id: r.by.to_string(),
+            time_ms: r.time.millis(),
+            reason: r.reason.clone(),
+            cascaded_from_grant_id: r.cascaded_from.map_or(0, |g| g.0),
+        }),
+        canonical: to_bytes(grant),
+    }
+}
+
+/// Explain one grant against a question: its first failing condition, in the check's order.
+fn evaluate_one<S: StateReader + ?Sized>(
+    state: &S,
+    grant: &GrantRecord,
+    q: &CheckQuestion,
+    time: Timestamp,
+) -> Result<GrantEvaluation, Status> {
+    let fields: Vec<&str> = q.fields.iter().map(String::as_str).collect();
+    let mut outcome = evaluate_grant(grant, &fields, &q.purpose, time);
+    let mut blamed = grant.clone();
+    if outcome.is_ok() {
+        let mut next = grant.parent;
+        while let Some(id) = next {
+            let parent = query::get_grant(state, id)
+                .map_err(internal)?
+                .ok_or_else(|| Status::internal(format!("{id} is missing")))?;
+            if parent.max_uses.is_some_and(|max| parent.uses >= max) {
+                outcome = Err(gongzhi_contracts::DenyReason::UsesExhausted);
+                blamed = parent;
+                break;
+            }
+            next = parent.parent;
+        }
+    }
+    let missing_fields = fields
+        .iter()
+        .filter(|f| grant.fields.binary_search_by(|g| g.as_str().cmp(f)).is_err())
+        .map(ToString::to_string)
+        .collect();
+    let (allows, reason, message) = match outcome {
+        Ok(()) => (true, DenialReason::Unspecified, format!("{} allows this request", grant.id)),
+        Err(r) => (
+            false,
+            DenialReason::try_from(r.code() as i32).unwrap_or(DenialReason::Unspecified),
+            r.explain(&blamed, &fields, &q.purpose, time),
+        ),
+    };
+    Ok(GrantEvaluation {
+        grant: Some(grant_message(grant, time)),
+        allows,
+        reason: reason as i32,
+        reason_name: reason.stable_name().to_string(),
+        missing_fields,
+        message,
+    })
+}
+
+/// Every grant in a paged list at `state`.
+fn whole_list<S: StateReader + ?Sized>(
+    state: &S,
+    filter: &list_grants_request::Filter,
+) -> Result<Vec<GrantRecord>, Status> {
+    let mut out = Vec::new();
+    let mut page = Page::first(Page::MAX_LIMIT);
+    loop {
+        let chunk = match filter {
+            list_grants_request::Filter::GranteeOrgId(org) => query::grants_by_grantee(state, &OrgId::from(org.as_str()), page),
+            list_grants_request::Filter::GrantorOrgId(org) => query::grants_by_grantor(state, &OrgId::from(org.as_str()), page),
+            list_grants_request::Filter::DatasetId(id) => query::grants_by_dataset(state, &DatasetId::from(id.as_str()), page),
+        }
+        .map_err(internal)?;
+        out.extend(chunk.items);
+        match chunk.next {
+            Some(next) => page.start = next,
+            None => return Ok(out),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthorizationService {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let deadline = deadline_of(request.metadata(), self.default_deadline());
+        let r = request.into_inner();
+        let q = question(&r.grantee_org_id, &r.dataset_id, &r.fields, &r.purpose_code, "")?;
+        let mut answers = self
+            .evaluate(std::slice::from_ref(&q), r.consistency.as_ref(), deadline, r.want_receipt)
+            .await?;
+        answers
+            .pop()
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("no answer"))
+    }
+
+    async fn batch_check(&self, request: Request<BatchCheckRequest>) -> Result<Response<BatchCheckResponse>, Status> {
+        let deadline = deadline_of(request.metadata(), self.default_deadline());
+        let r = request.into_inner();
+        if r.items.is_empty() {
+            return Err(Status::invalid_argument("items is empty: send at least one question"));
+        }
+        if r.items.len() > MAX_BATCH_ITEMS {
+            return Err(Status::resource_exhausted(format!(
+                "items has {} questions; at most {MAX_BATCH_ITEMS} per batch (split it)",
+                r.items.len()
+            )));
+        }
+        let questions = r
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                question(
+                    &item.grantee_org_id,
+                    &item.dataset_id,
+                    &item.fields,
+                    &item.purpose_code,
+                    &format!("items[{i}]."),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = self
+            .evaluate(&questions, r.consistency.as_ref(), deadline, r.want_receipt)
+            .await?;
+        Ok(Response::new(BatchCheckResponse { results }))
+    }
+
+    async fn list_grants(&self, request: Request<ListGrantsRequest>) -> Result<Response<ListGrantsResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let filter = r.filter.clone().ok_or_else(|| {
+            Status::invalid_argument("filter: set exactly one of grantee_org_id, grantor_org_id or dataset_id")
+        })?;
+        match &filter {
+            list_grants_request::Filter::GranteeOrgId(v) => id_field(v, "grantee_org_id")?,
+            list_grants_request::Filter::GrantorOrgId(v) => id_field(v, "grantor_org_id")?,
+            list_grants_request::Filter::DatasetId(v) => id_field(v, "dataset_id")?,
+        };
+        let cursor = PageCursor::resolve(&self.context, &metadata, r.consistency.as_ref(), r.page_size, &r.page_token).await?;
+        let state = self.context.chain.store().state_at(cursor.state.height).map_err(internal)?;
+        let time = crate::driver::now().max(cursor.state.block_time);
+        let grants: Vec<Grant> = whole_list(&state, &filter)?
+            .iter()
+            .map(|g| grant_message(g, time))
+            .filter(|g| {
+                r.include_inactive
+                    || g.status == GrantStatus::Active as i32
+                    || g.status == GrantStatus::AwaitingCoApproval as i32
+            })
+            .collect();
+        let total_size = grants.len() as u64;
+        let (grants, next_page_token) = cursor.page(grants);
+        Ok(Response::new(ListGrantsResponse {
+            grants,
+            next_page_token,
+            state: Some(cursor.state.to_proto()),
+            total_size,
+        }))
+    }
+
+    type WatchGrantsStream = GrantStream;
+
+    async fn watch_grants(&self, request: Request<WatchGrantsRequest>) -> Result<Response<GrantStream>, Status> {
+        require_synced(&self.context)?;
+        watch::start(self.context.clone(), request.into_inner()).map(Response::new)
+    }
+
+    async fn explain_denial(
+        &self,
+        request: Request<ExplainDenialRequest>,
+    ) -> Result<Response<ExplainDenialResponse>, Status> {
+        require_synced(&self.context)?;
+        let deadline = deadline_of(request.metadata(), self.default_deadline());
+        let r = request.into_inner();
+        let q = question(&r.grantee_org_id, &r.dataset_id, &r.fields, &r.purpose_code, "")?;
+        let state = resolve_height(&self.context, r.consistency.as_ref(), deadline).await?;
+        let time = crate::driver::now().max(state.block_time);
+        let latest_block_time = self.context.driver.status.borrow().block_time.max(state.block_time);
+        let context = self.context.clone();
+        tokio::task::spawn_blocking(move || {
+            let view = context.chain.store().state_at(state.height).map_err(internal)?;
+            let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time).map_err(internal)?;
+            let ids: Vec<GrantId> = match view.get(&keys::access_index(&q.grantee, &q.dataset)).map_err(internal)? {
+                Some(bytes) => from_bytes(&bytes, "access index").map_err(internal)?,
+                None => Vec::new(),
+            };
+            let mut grants = Vec::with_capacity(ids.len());
+            for id in ids {
+                let grant = query::get_grant(&view, id)
+                    .map_err(internal)?
+                    .ok_or_else(|| Status::internal(format!("{id} is indexed but missing")))?;
+                grants.push(evaluate_one(&view, &grant, &q, time)?);
+            }
+            grants.sort_by_key(|g| g.grant.as_ref().map_or(0, |g| g.grant_id));
+            Ok(Response::new(ExplainDenialResponse {
+                decision: Some(answer(&decision, &state, time, latest_block_time)),
+                grants,
+            }))
+        })
+        .await
+        .map_err(internal)?
+    }
+}

@@ -1,0 +1,237 @@
+//! `gongzhi.v1.Ledger`: submit txs (optionally waiting for their commit), read txs, receipts,
+//! blocks, state proofs, and stream blocks as they commit.
+
+use std::pin::Pin;
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use futures::Stream;
+use gongzhi_ledger::{Canonical, Hash};
+use gongzhi_proto::v1::ledger_server::Ledger;
+use gongzhi_proto::v1::{
+    get_block_request, GetBlockRequest, GetBlockResponse, GetReceiptRequest, GetReceiptResponse, GetStateProofRequest,
+    GetStateProofResponse, GetTxRequest, GetTxResponse, StreamBlocksRequest, StreamBlocksResponse, SubmitTxRequest,
+    SubmitTxResponse, TxStatus,
+};
+use tonic::{Request, Response, Status};
+
+use super::consistency::{deadline_of, resolve_height};
+use super::convert::{committed_block, hash_field, receipt};
+use crate::mempool::MempoolError;
+use crate::run::NodeContext;
+
+/// The Ledger service.
+#[derive(Debug, Clone)]
+pub struct LedgerService {
+    context: NodeContext,
+}
+
+impl LedgerService {
+    /// Serve from `context`.
+    pub fn new(context: NodeContext) -> LedgerService {
+        LedgerService { context }
+    }
+
+    fn default_deadline(&self) -> Duration {
+        Duration::from_millis(self.context.config.rpc.default_deadline_ms)
+    }
+}
+
+/// Map a mempool refusal to the status code its meaning calls for.
+pub fn mempool_status(e: &MempoolError) -> Status {
+    let message = e.to_string();
+    match e {
+        MempoolError::Full { .. } | MempoolError::FullBytes { .. } | MempoolError::SignerQueueFull { .. } => {
+            Status::resource_exhausted(message)
+        }
+        MempoolError::TooLarge { .. } | MempoolError::Malformed(_) | MempoolError::WrongChain { .. } => {
+            Status::invalid_argument(format!("tx: {message}"))
+        }
+        MempoolError::BadSignature(_) => Status::unauthenticated(message),
+        MempoolError::UnknownSigner(_) => Status::permission_denied(message),
+        MempoolError::NonceUsed { .. } | MempoolError::NoncePending { .. } | MempoolError::Duplicate(_) => {
+            Status::already_exists(message)
+        }
+    }
+}
+
+type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status>> + Send>>;
+
+impl LedgerService {
+    fn tx_receipt(&self, hash: &Hash) -> Result<Option<gongzhi_proto::v1::TxReceipt>, Status> {
+        let store = self.context.chain.store();
+        let Some((height, index, _)) = store.tx(hash).map_err(|e| Status::internal(e.to_string()))? else {
+            return Ok(None);
+        };
+        let Some(r) = store.receipt(hash).map_err(|e| Status::internal(e.to_string()))? else {
+            return Ok(None);
+        };
+        Ok(Some(receipt(&r, height, index)))
+    }
+}
+
+#[tonic::async_trait]
+impl Ledger for LedgerService {
+    async fn submit_tx(&self, request: Request<SubmitTxRequest>) -> Result<Response<SubmitTxResponse>, Status> {
+        let deadline = deadline_of(request.metadata(), self.default_deadline());
+        let request = request.into_inner();
+        if request.tx.is_empty() {
+            return Err(Status::invalid_argument("tx is empty: send the tx's canonical bytes"));
+        }
+        let mut commits = self.context.driver.commits.subscribe();
+        let hash = {
+            let mut pool = self.context.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            let hash = pool
+                .admit_bytes(&request.tx, self.context.accounts.as_ref())
+                .map_err(|e| mempool_status(&e))?;
+            self.context.metrics.set_mempool(pool.len(), pool.total_bytes());
+            hash
+        };
+        if let Err(e) = self.context.network.publish_tx(request.tx).await {
+            tracing::debug!(error = %e, "could not gossip a submitted tx (no peers yet?)");
+        }
+        let mut response = SubmitTxResponse {
+            tx_hash: hash.0.to_vec(),
+            height: None,
+            receipt: None,
+        };
+        if !request.wait_for_commit {
+            return Ok(Response::new(response));
+        }
+        let wait = async {
+            loop {
+                if let Some(r) = self.tx_receipt(&hash)? {
+                    return Ok::<_, Status>(r);
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), commits.recv()).await;
+            }
+        };
+        match tokio::time::timeout(deadline, wait).await {
+            Ok(result) => {
+                let r = result?;
+                response.height = Some(r.height);
+                response.receipt = Some(r);
+                Ok(Response::new(response))
+            }
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "tx {hash} was accepted but not committed within {} ms; query it later with GetTx",
+                deadline.as_millis()
+            ))),
+        }
+    }
+
+    async fn get_tx(&self, request: Request<GetTxRequest>) -> Result<Response<GetTxResponse>, Status> {
+        let hash = hash_field(&request.into_inner().tx_hash, "tx_hash")?;
+        let store = self.context.chain.store();
+        if let Some((height, index, tx)) = store.tx(&hash).map_err(|e| Status::internal(e.to_string()))? {
+            return Ok(Response::new(GetTxResponse {
+                tx: tx.encode(),
+                tx_hash: hash.0.to_vec(),
+                status: TxStatus::Committed as i32,
+                height,
+                index,
+                chain_id: tx.body.chain_id.clone(),
+                signer: tx.body.signer.0.to_vec(),
+                nonce: tx.body.nonce,
+            }));
+        }
+        let pending = self.context.mempool.lock().unwrap_or_else(PoisonError::into_inner).contains(&hash);
+        if pending {
+            return Ok(Response::new(GetTxResponse {
+                tx_hash: hash.0.to_vec(),
+                status: TxStatus::Pending as i32,
+                ..GetTxResponse::default()
+            }));
+        }
+        Err(Status::not_found(format!("tx {hash} is neither committed nor pending")))
+    }
+
+    async fn get_receipt(&self, request: Request<GetReceiptRequest>) -> Result<Response<GetReceiptResponse>, Status> {
+        let hash = hash_field(&request.into_inner().tx_hash, "tx_hash")?;
+        match self.tx_receipt(&hash)? {
+            Some(r) => Ok(Response::new(GetReceiptResponse { receipt: Some(r) })),
+            None => Err(Status::not_found(format!("no committed tx {hash}"))),
+        }
+    }
+
+    async fn get_block(&self, request: Request<GetBlockRequest>) -> Result<Response<GetBlockResponse>, Status> {
+        let store = self.context.chain.store();
+        let latest = self.context.chain.height();
+        let height = match request.into_inner().block {
+            Some(get_block_request::Block::Height(h)) => {
+                if h == 0 || h > latest {
+                    return Err(Status::not_found(format!("no block at height {h} (blocks 1..={latest} exist)")));
+                }
+                h
+            }
+            Some(get_block_request::Block::Hash(bytes)) => {
+                let hash = hash_field(&bytes, "hash")?;
+                store
+                    .block_height(&hash)
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .ok_or_else(|| Status::not_found(format!("no block with hash {hash}")))?
+            }
+            None => return Err(Status::invalid_argument("block: set height or hash")),
+        };
+        let block = store.block(height).map_err(|e| Status::internal(e.to_string()))?;
+        let cert = store.certificate(height).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(GetBlockResponse {
+            block: Some(committed_block(&block, &cert)),
+        }))
+    }
+
+    type StreamBlocksStream = BlockStream;
+
+    async fn stream_blocks(&self, request: Request<StreamBlocksRequest>) -> Result<Response<BlockStream>, Status> {
+        let mut next = request.into_inner().from_height.max(1);
+        let context = self.context.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut commits = context.driver.commits.subscribe();
+            loop {
+                while next <= context.chain.height() {
+                    let store = context.chain.store();
+                    let item = match (store.block(next), store.certificate(next)) {
+                        (Ok(block), Ok(cert)) => Ok(StreamBlocksResponse {
+                            block: Some(committed_block(&block, &cert)),
+                        }),
+                        (Err(e), _) | (_, Err(e)) => Err(Status::internal(e.to_string())),
+                    };
+                    if tx.send(item).await.is_err() {
+                        return; // client went away
+                    }
+                    next += 1;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), commits.recv()).await;
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn get_state_proof(
+        &self,
+        request: Request<GetStateProofRequest>,
+    ) -> Result<Response<GetStateProofResponse>, Status> {
+        let deadline = deadline_of(request.metadata(), self.default_deadline());
+        let request = request.into_inner();
+        if request.key.is_empty() {
+            return Err(Status::invalid_argument("key is empty"));
+        }
+        let state = resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
+        let (value, proof) = self
+            .context
+            .chain
+            .store()
+            .get_with_proof(&request.key, state.height)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(GetStateProofResponse {
+            key: request.key,
+            value,
+            proof: proof.encode(),
+            state: Some(state.to_proto()),
+        }))
+    }
+}

@@ -1,0 +1,546 @@
+//! `gongzhi audit replay`: verify an export from genesis, block by block.
+//!
+//! The state-free checks (decoding, every tx and certificate signature in batches, tx and
+//! receipts roots) run on every core in [`super::verify`]; this module is the sequential half,
+//! in chain order:
+//! 1. the block is the next height and links to the previous block's hash (block 1 to the
+//!    genesis hash); its certificate certifies exactly this block; its time increases;
+//! 2. the header's validator-set hash and proposer match the set in force, tracked through
+//!    committed governance (`validator_set_for_next_block` on the replayed state); both
+//!    certificates (this block's and the previous block's, carried in it) have signers in
+//!    that height's set holding more than 2/3 of its power;
+//! 3. the block is re-executed with the contracts into a fresh temporary RocksDB [`Store`],
+//!    and every receipt, the state root and the next validator-set hash are compared.
+//!
+//! Invariants: the first discrepancy in chain order stops the replay and is returned as a
+//! [`ReplayError`] naming the height (and tx index); nothing is trusted from the file that a
+//! signature or a recomputation has not confirmed; memory stays bounded by the pipeline queue;
+//! the temporary store is deleted when the replay ends, whatever the outcome.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use gongzhi_consensus::{ValidatorId, ValidatorSet};
+use gongzhi_contracts::{execute_block, genesis_changes, validator_set_for_next_block, BlockContext, Genesis};
+use gongzhi_ledger::{
+    validator_set_hash, Block, CommitCertificate, Hash, LedgerError, Outcome, Receipt, StateChanges, StateReader,
+    Store, Timestamp,
+};
+use serde::Serialize;
+
+use super::error::ReplayError;
+use super::format::ExportReader;
+use super::progress::Progress;
+use super::verify::{CheckedBlock, Item, Pipeline};
+
+/// How to run a replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Checking threads; 0 = one per core.
+    pub threads: usize,
+    /// Print progress lines on stderr.
+    pub progress: bool,
+    /// Where to create the temporary store (default: the system temp dir).
+    pub scratch_dir: Option<PathBuf>,
+    /// Refuse an export whose genesis does not hash to this.
+    pub trusted_genesis: Option<Hash>,
+}
+
+/// What a successful replay verified.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplaySummary {
+    /// Chain id.
+    pub chain_id: String,
+    /// Hash of the genesis document.
+    pub genesis_hash: String,
+    /// Blocks verified.
+    pub blocks: u64,
+    /// Txs verified and re-executed.
+    pub txs: u64,
+    /// Of those, txs whose receipt is a failure.
+    pub failed_txs: u64,
+    /// Signatures verified (txs and certificates).
+    pub signatures: u64,
+    /// Hash of the last block.
+    pub last_block_hash: String,
+    /// State root after the last block.
+    pub final_state_root: String,
+    /// Times the validator set changed.
+    pub validator_set_changes: u64,
+    /// Checking threads used.
+    pub threads: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Txs per second of wall time.
+    pub txs_per_second: f64,
+    /// Where the sequential executor spent its time, in seconds.
+    pub executor: ExecutorTimes,
+}
+
+/// Time the sequential executor spent per phase (the rest of the wall time is reading and
+/// checking in parallel, which overlaps with these).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ExecutorTimes {
+    /// Waiting for the workers' signature and root checks.
+    pub waiting_for_checks: f64,
+    /// Re-executing txs with the contracts.
+    pub execution: f64,
+    /// Computing the Jellyfish Merkle root (`Store::prepare`).
+    pub state_root: f64,
+    /// Writing the block to the temporary store (`Store::commit`, fsynced).
+    pub commit: f64,
+}
+
+/// Something that looks at every replayed block (the report builder).
+pub trait ReplayObserver {
+    /// Called after block `block` was verified and committed; `state` is the state after it.
+    fn observe(&mut self, block: &Block, receipts: &[Receipt], state: &dyn StateReader) -> Result<(), ReplayError>;
+
+    /// Called once after the last block verified; `state` is the final state.
+    fn finish(&mut self, _state: &dyn StateReader) -> Result<(), ReplayError> {
+        Ok(())
+    }
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+
+impl ReplayObserver for NoObserver {
+    fn observe(&mut self, _: &Block, _: &[Receipt], _: &dyn StateReader) -> Result<(), ReplayError> {
+        Ok(())
+    }
+}
+
+/// Replay the export file at `path`.
+pub fn replay_file(
+    path: &Path,
+    options: &ReplayOptions,
+    observer: &mut dyn ReplayObserver,
+) -> Result<ReplaySummary, ReplayError> {
+    replay(ExportReader::open(path)?, options, observer)
+}
+
+/// Replay an export from any reader.
+pub fn replay<R: Read + Send + 'static>(
+    reader: ExportReader<R>,
+    options: &ReplayOptions,
+    observer: &mut dyn ReplayObserver,
+) -> Result<ReplaySummary, ReplayError> {
+    let started = Instant::now();
+    let genesis = reader.genesis().clone();
+    genesis.validate().map_err(|e| ReplayError::InvalidGenesis { reason: e.to_string() })?;
+    let genesis_hash = genesis.hash();
+    if let Some(expected) = options.trusted_genesis {
+        if expected != genesis_hash {
+            return Err(ReplayError::UntrustedGenesis {
+                expected,
+                found: genesis_hash,
+            });
+        }
+    }
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let scratch = ScratchDir::create(options.scratch_dir.as_deref())?;
+    let mut executor = Executor::new(&genesis, &scratch.path)?;
+    let pipeline = Pipeline::start(reader, genesis.chain_id.clone(), threads, 4 * threads + 4);
+    let mut progress = Progress::new(options.progress);
+    progress.start("replay", 0);
+    let result = run(&pipeline, &mut executor, observer, &mut progress);
+    pipeline.stop();
+    result?;
+    let state = executor.store.latest_state().map_err(|e| executor.scratch_error(e))?;
+    observer.finish(&state)?;
+    drop(state);
+    progress.finish(executor.height, executor.txs);
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ReplaySummary {
+        chain_id: genesis.chain_id.clone(),
+        genesis_hash: genesis_hash.to_hex(),
+        blocks: executor.height,
+        txs: executor.txs,
+        failed_txs: executor.failed_txs,
+        signatures: executor.signatures,
+        last_block_hash: executor.prev_hash.to_hex(),
+        final_state_root: executor.state_root.to_hex(),
+        validator_set_changes: executor.set_changes,
+        threads,
+        seconds,
+        txs_per_second: executor.txs as f64 / seconds.max(1e-9),
+        executor: executor.times,
+    })
+}
+
+fn run(
+    pipeline: &Pipeline,
+    executor: &mut Executor,
+    observer: &mut dyn ReplayObserver,
+    progress: &mut Progress,
+) -> Result<(), ReplayError> {
+    loop {
+        let item = pipeline
+            .items
+            .recv()
+            .map_err(|_| ReplayError::Worker("the reader stopped before the trailer".into()))?;
+        match item {
+            Item::Block(job) => {
+                let waiting = Instant::now();
+                let result = job.wait();
+                executor.times.waiting_for_checks += waiting.elapsed().as_secs_f64();
+                let checked = match result {
+                    Ok(checked) => checked,
+                    // A gap is a clearer explanation than a later block's content error.
+                    Err(e) => return Err(executor.explain(e)),
+                };
+                executor.apply(checked, observer)?;
+                progress.tick(executor.height, executor.txs);
+            }
+            Item::End(trailer) => {
+                if trailer.blocks != executor.height || trailer.last_block_hash != executor.prev_hash {
+                    return Err(ReplayError::TrailerMismatch {
+                        trailer_blocks: trailer.blocks,
+                        trailer_hash: trailer.last_block_hash,
+                        blocks: executor.height,
+                        last_hash: executor.prev_hash,
+                    });
+                }
+                return Ok(());
+            }
+            Item::Failed(e) => return Err(e),
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn create(parent: Option<&Path>) -> Result<ScratchDir, ReplayError> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = parent.join(format!("gongzhi-replay-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| ReplayError::Scratch {
+            path: path.display().to_string(),
+            source: LedgerError::Storage(e.to_string()),
+        })?;
+        Ok(ScratchDir { path })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The state after a block's changes, without copying them.
+struct AfterBlock<'a> {
+    base: &'a dyn StateReader,
+    changes: &'a StateChanges,
+}
+
+impl StateReader for AfterBlock<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.changes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
+        }
+    }
+}
+
+/// The sequential verifier: replayed chain state and the validator sets in force.
+struct Executor {
+    store: Store,
+    scratch: String,
+    chain_id: String,
+    genesis_hash: Hash,
+    height: u64,
+    prev_hash: Hash,
+    prev_time: Timestamp,
+    state_root: Hash,
+    /// Set that commits `height + 1`.
+    current_set: ValidatorSet,
+    /// Set that committed `height` (checks the certificate carried by the next block).
+    previous_set: ValidatorSet,
+    txs: u64,
+    failed_txs: u64,
+    signatures: u64,
+    set_changes: u64,
+    times: ExecutorTimes,
+}
+
+impl Executor {
+    fn new(genesis: &Genesis, dir: &Path) -> Result<Executor, ReplayError> {
+        let scratch = dir.display().to_string();
+        let fail = |source: LedgerError| ReplayError::Scratch {
+            path: scratch.clone(),
+            source,
+        };
+        let store = Store::open(dir.join("state")).map_err(fail)?;
+        let changes = genesis_changes(genesis).map_err(|e| ReplayError::InvalidGenesis { reason: e.to_string() })?;
+        let root = store.init_genesis(&genesis.chain_id, genesis.hash(), &changes).map_err(fail)?;
+        let set = genesis
+            .validator_set()
+            .map_err(|e| ReplayError::InvalidGenesis { reason: e.to_string() })?;
+        Ok(Executor {
+            store,
+            scratch,
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash: genesis.hash(),
+            height: 0,
+            prev_hash: genesis.hash(),
+            prev_time: genesis.time(),
+            state_root: root,
+            previous_set: set.clone(),
+            current_set: set,
+            txs: 0,
+            failed_txs: 0,
+            signatures: 0,
+            set_changes: 0,
+            times: ExecutorTimes::default(),
+        })
+    }
+
+    fn scratch_error(&self, source: LedgerError) -> ReplayError {
+        ReplayError::Scratch {
+            path: self.scratch.clone(),
+            source,
+        }
+    }
+
+    /// A worker's error for the next record; a record for another height is reported as a gap.
+    fn explain(&self, error: ReplayError) -> ReplayError {
+        match error.height() {
+            Some(found) if found != self.height + 1 && !matches!(error, ReplayError::HeightGap { .. }) => {
+                ReplayError::HeightGap {
+                    expected: self.height + 1,
+                    found,
+                }
+            }
+            _ => error,
+        }
+    }
+
+    fn apply(&mut self, checked: CheckedBlock, observer: &mut dyn ReplayObserver) -> Result<(), ReplayError> {
+        let CheckedBlock { record, hash } = checked;
+        let block = &record.block;
+        let header = &block.header;
+        let height = header.height;
+        self.check_links(block, &record.certificate, hash)?;
+        let set_hash = validator_set_hash(&self.current_set);
+        if header.validator_set_hash != set_hash {
+            return Err(ReplayError::HeaderMismatch {
+                height,
+                field: "validator_set_hash",
+                header: header.validator_set_hash,
+                replayed: set_hash,
+                source_of_truth: "the validator set tracked from governance",
+            });
+        }
+        if self.current_set.get(&ValidatorId(header.proposer.0)).is_none() {
+            return Err(ReplayError::ProposerNotValidator {
+                height,
+                proposer: header.proposer,
+            });
+        }
+        check_quorum(&record.certificate, &self.current_set, "the commit certificate")?;
+        if let Some(last) = &block.last_commit {
+            check_quorum(last, &self.previous_set, "the certificate carried in the next block")?;
+        }
+
+        let state = self.store.latest_state().map_err(|e| self.scratch_error(e))?;
+        let ctx = BlockContext {
+            chain_id: self.chain_id.clone(),
+            height,
+            time: header.time,
+        };
+        let phase = Instant::now();
+        let outcome = execute_block(&state, &ctx, &block.txs).map_err(|e| ReplayError::Execution {
+            height,
+            reason: e.to_string(),
+        })?;
+        self.times.execution += phase.elapsed().as_secs_f64();
+        compare_receipts(block, &record.receipts, &outcome.receipts)?;
+        let next_set = validator_set_for_next_block(&AfterBlock {
+            base: &state,
+            changes: &outcome.changes,
+        })
+        .map_err(|e| ReplayError::Execution {
+            height,
+            reason: e.to_string(),
+        })?;
+        drop(state);
+        let phase = Instant::now();
+        let prepared = self.store.prepare(&outcome.changes).map_err(|e| self.scratch_error(e))?;
+        self.times.state_root += phase.elapsed().as_secs_f64();
+        if prepared.root() != header.state_root {
+            return Err(ReplayError::StateRootMismatch {
+                height,
+                header: header.state_root,
+                replayed: prepared.root(),
+            });
+        }
+        let next_hash = validator_set_hash(&next_set);
+        if header.next_validator_set_hash != next_hash {
+            return Err(ReplayError::HeaderMismatch {
+                height,
+                field: "next_validator_set_hash",
+                header: header.next_validator_set_hash,
+                replayed: next_hash,
+                source_of_truth: "re-execution",
+            });
+        }
+        self.state_root = prepared.root();
+        let phase = Instant::now();
+        self.store
+            .commit(block, &record.certificate, &outcome.receipts, prepared)
+            .map_err(|e| self.scratch_error(e))?;
+        self.times.commit += phase.elapsed().as_secs_f64();
+
+        self.txs += block.txs.len() as u64;
+        self.failed_txs += outcome.receipts.iter().filter(|r| !r.is_success()).count() as u64;
+        self.signatures += (block.txs.len()
+            + record.certificate.signatures.len()
+            + block.last_commit.as_ref().map_or(0, |c| c.signatures.len())) as u64;
+        if next_hash != set_hash {
+            self.set_changes += 1;
+        }
+        self.height = height;
+        self.prev_hash = hash;
+        self.prev_time = header.time;
+        self.previous_set = std::mem::replace(&mut self.current_set, next_set);
+        let state = self.store.latest_state().map_err(|e| self.scratch_error(e))?;
+        observer.observe(block, &outcome.receipts, &state)
+    }
+
+    /// Height, link to the previous block, certificate target, time.
+    fn check_links(&self, block: &Block, certificate: &CommitCertificate, hash: Hash) -> Result<(), ReplayError> {
+        let header = &block.header;
+        let height = header.height;
+        if height != self.height + 1 {
+            return Err(ReplayError::HeightGap {
+                expected: self.height + 1,
+                found: height,
+            });
+        }
+        if header.prev_block_hash != self.prev_hash {
+            return Err(if height == 1 {
+                ReplayError::GenesisMismatch {
+                    block_prev: header.prev_block_hash,
+                    genesis: self.genesis_hash,
+                }
+            } else {
+                ReplayError::BrokenLink {
+                    height,
+                    expected: self.prev_hash,
+                    found: header.prev_block_hash,
+                }
+            });
+        }
+        if certificate.height != height || certificate.block_hash != hash {
+            return Err(ReplayError::CertificateWrongBlock {
+                height,
+                block_hash: hash,
+                certified_height: certificate.height,
+                certified_hash: certificate.block_hash,
+            });
+        }
+        if header.time <= self.prev_time {
+            return Err(ReplayError::TimeNotIncreasing {
+                height,
+                time: header.time,
+                previous: self.prev_time,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Signers sorted and distinct, all in `set`, holding more than 2/3 of its power. (Their
+/// signatures were verified by a worker.)
+pub fn check_quorum(certificate: &CommitCertificate, set: &ValidatorSet, what: &'static str) -> Result<u64, ReplayError> {
+    let height = certificate.height;
+    let mut signed_power: u64 = 0;
+    let mut previous = None;
+    for signature in &certificate.signatures {
+        let signer = signature.validator;
+        if previous.is_some_and(|p| p >= signer) {
+            return Err(ReplayError::CertificateDuplicateSigner { height, what, signer });
+        }
+        previous = Some(signer);
+        let Some(validator) = set.get(&ValidatorId(signer.0)) else {
+            let validators: Vec<String> = set
+                .validators()
+                .iter()
+                .map(|v| hex::encode(&v.id.0[..6]))
+                .collect();
+            return Err(ReplayError::CertificateSignerNotValidator {
+                height,
+                what,
+                signer,
+                validators: validators.join(", "),
+            });
+        };
+        signed_power = signed_power.saturating_add(validator.power);
+    }
+    let total_power = set.total_power();
+    if u128::from(signed_power) * 3 <= u128::from(total_power) * 2 {
+        return Err(ReplayError::CertificateShort {
+            height,
+            what,
+            signed_power,
+            total_power,
+        });
+    }
+    Ok(signed_power)
+}
+
+fn compare_receipts(block: &Block, recorded: &[Receipt], replayed: &[Receipt]) -> Result<(), ReplayError> {
+    let height = block.header.height;
+    for (tx_index, (recorded, replayed)) in recorded.iter().zip(replayed).enumerate() {
+        if recorded != replayed {
+            return Err(ReplayError::ReceiptMismatch {
+                height,
+                tx_index,
+                tx_hash: replayed.tx_hash,
+                recorded: describe(recorded),
+                replayed: describe(replayed),
+            });
+        }
+    }
+    if recorded.len() != replayed.len() {
+        return Err(ReplayError::InvalidBlock {
+            height,
+            reason: format!("{} receipts exported for {} txs", recorded.len(), replayed.len()),
+        });
+    }
+    let root = Block::compute_receipts_root(replayed);
+    if root != block.header.receipts_root {
+        return Err(ReplayError::HeaderMismatch {
+            height,
+            field: "receipts_root",
+            header: block.header.receipts_root,
+            replayed: root,
+            source_of_truth: "re-execution",
+        });
+    }
+    Ok(())
+}
+
+/// A receipt for a person: success with its data, or the failure code and message.
+pub fn describe(receipt: &Receipt) -> String {
+    let tx = &receipt.tx_hash.to_hex()[..12];
+    match &receipt.outcome {
+        Outcome::Success { data } => match gongzhi_contracts::CallOutput::from_data(data) {
+            Ok(output) => format!("success {output:?} (tx {tx}…)"),
+            Err(_) => format!("success with data {} (tx {tx}…)", hex::encode(data)),
+        },
+        Outcome::Failure { code, name, message } => format!("failure {name} ({code}): {message} (tx {tx}…)"),
+    }
+}

@@ -1,0 +1,283 @@
+//! Node configuration: `<home>/config.toml`, every field documented in the template that
+//! `gongzhi init` writes, every field defaulted so an empty file is a valid config.
+//!
+//! Home layout: `config.toml`, `genesis.toml`, `keys/{operator,node}.key`, `data/` (RocksDB),
+//! `data/safety.json` and `data/consensus.wal`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Identity and role.
+    pub node: NodeSection,
+    /// Peer-to-peer networking.
+    pub p2p: P2pSection,
+    /// Consensus timing and block limits.
+    pub consensus: ConsensusSection,
+    /// Transaction pool limits.
+    pub mempool: MempoolSection,
+    /// gRPC API.
+    pub rpc: RpcSection,
+    /// Prometheus metrics.
+    pub metrics: MetricsSection,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// A human name for logs and status.
+    pub moniker: String,
+    /// `validator` (votes, if its node key has power) or `observer` (follows, serves reads).
+    pub role: Role,
+    /// Genesis file, relative to the home directory.
+    pub genesis_file: PathBuf,
+    /// Node key (network identity and consensus votes), relative to home.
+    pub node_key_file: PathBuf,
+    /// Data directory (block store, safety state, WAL), relative to home.
+    pub data_dir: PathBuf,
+    /// Log filter (`info`, `gongzhi=debug,info`, …); `RUST_LOG` overrides it.
+    pub log: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            moniker: "gongzhi-node".into(),
+            role: Role::Validator,
+            genesis_file: "genesis.toml".into(),
+            node_key_file: "keys/node.key".into(),
+            data_dir: "data".into(),
+            log: "info".into(),
+        }
+    }
+}
+
+/// What a node does in consensus.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes part in consensus when its node key is in the validator set.
+    Validator,
+    /// Follows the chain without voting.
+    Observer,
+}
+
+/// `[p2p]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pSection {
+    /// Multiaddress to listen on.
+    pub listen: String,
+    /// Peers to dial: multiaddresses ending in `/p2p/<peer id>`.
+    pub peers: Vec<String>,
+    /// Largest gossip message, bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for P2pSection {
+    fn default() -> Self {
+        P2pSection {
+            listen: "/ip4/127.0.0.1/tcp/26656".into(),
+            peers: Vec::new(),
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[consensus]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// Propose timeout in round 0, milliseconds.
+    pub timeout_propose_ms: u64,
+    /// Prevote timeout in round 0, milliseconds.
+    pub timeout_prevote_ms: u64,
+    /// Precommit timeout in round 0, milliseconds.
+    pub timeout_precommit_ms: u64,
+    /// Added to every timeout per round, milliseconds.
+    pub timeout_per_round_ms: u64,
+    /// Make an empty block after this many milliseconds without txs (0 = only when txs wait).
+    pub empty_block_interval_ms: u64,
+    /// Most txs in one block.
+    pub max_block_txs: usize,
+    /// Most tx bytes in one block.
+    pub max_block_bytes: usize,
+    /// Largest accepted difference between a proposed block time and this node's clock.
+    pub max_clock_drift_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            timeout_propose_ms: 3000,
+            timeout_prevote_ms: 1000,
+            timeout_precommit_ms: 1000,
+            timeout_per_round_ms: 500,
+            empty_block_interval_ms: 5000,
+            max_block_txs: 10_000,
+            max_block_bytes: 8 * 1024 * 1024,
+            max_clock_drift_ms: 10_000,
+        }
+    }
+}
+
+impl ConsensusSection {
+    /// The consensus core's timeout configuration.
+    pub fn timeouts(&self) -> gongzhi_consensus::TimeoutConfig {
+        gongzhi_consensus::TimeoutConfig {
+            propose: Duration::from_millis(self.timeout_propose_ms),
+            prevote: Duration::from_millis(self.timeout_prevote_ms),
+            precommit: Duration::from_millis(self.timeout_precommit_ms),
+            per_round: Duration::from_millis(self.timeout_per_round_ms),
+        }
+    }
+}
+
+/// `[mempool]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolSection {
+    /// Most pending txs.
+    pub max_txs: usize,
+    /// Most pending bytes.
+    pub max_bytes: usize,
+    /// Largest single tx, bytes.
+    pub max_tx_bytes: usize,
+    /// Most pending txs of one signer.
+    pub max_txs_per_signer: usize,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        MempoolSection {
+            max_txs: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_tx_bytes: gongzhi_ledger::tx::MAX_TX_BYTES,
+            max_txs_per_signer: 10_000,
+        }
+    }
+}
+
+/// `[rpc]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcSection {
+    /// gRPC listen address (`host:port`).
+    pub listen: String,
+    /// Largest request or response message, bytes.
+    pub max_message_bytes: usize,
+    /// Requests served at once per connection.
+    pub concurrency_limit: usize,
+    /// Deadline applied to a request that sets none, milliseconds.
+    pub default_deadline_ms: u64,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        RpcSection {
+            listen: "127.0.0.1:9090".into(),
+            max_message_bytes: 4 * 1024 * 1024,
+            concurrency_limit: 1024,
+            default_deadline_ms: 10_000,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Prometheus endpoint (`host:port`); empty disables it.
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: "127.0.0.1:9100".into(),
+        }
+    }
+}
+
+/// The documented template written by `gongzhi init` (defaults, with comments).
+pub const CONFIG_TEMPLATE: &str = include_str!("config_template.toml");
+
+impl NodeConfig {
+    /// Load `<home>/config.toml`.
+    pub fn load(home: &Path) -> Result<NodeConfig> {
+        let path = home.join("config.toml");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (create a home with `gongzhi init --home {}`)",
+                path.display(),
+                home.display()
+            )
+        })?;
+        let config: NodeConfig =
+            toml::from_str(&text).with_context(|| format!("{} is not a valid config", path.display()))?;
+        config.validate().with_context(|| format!("in {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Reject values that cannot work, with the field name.
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.consensus;
+        if c.timeout_propose_ms == 0 || c.timeout_prevote_ms == 0 || c.timeout_precommit_ms == 0 {
+            bail!("[consensus] timeouts must be above 0 ms");
+        }
+        if c.max_block_txs == 0 || c.max_block_bytes == 0 {
+            bail!("[consensus] max_block_txs and max_block_bytes must be above 0");
+        }
+        let m = &self.mempool;
+        if m.max_tx_bytes > gongzhi_ledger::tx::MAX_TX_BYTES {
+            bail!(
+                "[mempool] max_tx_bytes = {} exceeds the protocol limit of {} bytes",
+                m.max_tx_bytes,
+                gongzhi_ledger::tx::MAX_TX_BYTES
+            );
+        }
+        if m.max_txs == 0 || m.max_bytes < m.max_tx_bytes {
+            bail!("[mempool] max_txs must be above 0 and max_bytes at least max_tx_bytes");
+        }
+        Ok(())
+    }
+
+    /// Resolve a home-relative path.
+    pub fn path(home: &Path, relative: &Path) -> PathBuf {
+        if relative.is_absolute() {
+            relative.to_path_buf()
+        } else {
+            home.join(relative)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_the_defaults() -> Result<()> {
+        let parsed: NodeConfig = toml::from_str(CONFIG_TEMPLATE)?;
+        assert_eq!(parsed, NodeConfig::default());
+        parsed.validate()
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let err = toml::from_str::<NodeConfig>("[consensus]\ntimeout_propse_ms = 5\n")
+            .expect_err("typo must be rejected");
+        assert!(err.to_string().contains("timeout_propse_ms"), "{err}");
+        let mut config = NodeConfig::default();
+        config.mempool.max_tx_bytes = 10 * 1024 * 1024;
+        let err = config.validate().expect_err("over the protocol limit");
+        assert!(err.to_string().contains("max_tx_bytes"), "{err}");
+    }
+}

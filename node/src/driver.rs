@@ -1,0 +1,666 @@
+//! The consensus driver: runs the pure consensus core with real time, the network, the
+//! mempool and the chain.
+//!
+//! One task owns the core and processes, in order: network messages, timeouts, sync results
+//! and commands. For each `Vec<Output>` of the core it performs the outputs front to back:
+//! - `PersistSafetyState` is appended to the WAL and fsynced *before* anything later in the
+//!   list is broadcast (the core emits it first), so a restarted validator cannot double-sign;
+//! - `Decide` commits block + certificate in one fsynced batch *before* the next height starts.
+//!
+//! Blocks travel with their proposal (`ConsensusWire::Proposal`); a block is executed before we
+//! prevote for it (`VerifyValue`) and the proposer executes its own before proposing, so the
+//! header's state root is checked by every validator. With no pending txs the next height
+//! starts only after `empty_block_interval_ms` (or when a peer's message shows it started).
+//! A node that is behind (or an observer) catches up by block sync, verifying each certificate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use gongzhi_consensus::{
+    Consensus, ConsensusConfig, Height, Input, Output, SafetyModule, SafetyState, SignedProposal, SignedVote,
+    ValueId,
+};
+use gongzhi_ledger::wal::Wal;
+use gongzhi_ledger::{Block, Canonical, CommitCertificate, Hash, PublicKey, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::chain::{certificate_from_votes, Chain, Executed, SyncedBlock};
+use crate::config::ConsensusSection;
+use crate::mempool::{AccountView, Mempool};
+use crate::metrics::Metrics;
+use crate::network::{NetworkEvent, NetworkHandle};
+use crate::signer::{ChainSigner, ChainVerifier};
+
+/// A consensus message on the wire. Proposals carry their block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ConsensusWire {
+    /// A signed proposal and the block it proposes.
+    Proposal {
+        /// The proposal.
+        proposal: SignedProposal,
+        /// The block whose hash is `proposal.value`.
+        block: Block,
+    },
+    /// A signed vote.
+    Vote(SignedVote),
+}
+
+impl Canonical for ConsensusWire {
+    const KIND: &'static str = "consensus message";
+    const MAX_BYTES: usize = 16 * 1024 * 1024;
+}
+
+/// What the driver publishes about itself (read by the API and the status line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Latest committed height.
+    pub height: u64,
+    /// Hash of the latest block.
+    pub block_hash: Hash,
+    /// Time of the latest block.
+    pub block_time: Timestamp,
+    /// Round the core is in (validators).
+    pub round: u32,
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether the node is catching up by block sync.
+    pub syncing: bool,
+}
+
+/// A committed block, announced to API streams and waiting clients.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash,
+    /// Tx hashes in the block.
+    pub txs: Vec<Hash>,
+}
+
+/// Handles the rest of the node uses to talk to the driver.
+#[derive(Debug, Clone)]
+pub struct DriverHandles {
+    /// Latest status.
+    pub status: watch::Receiver<NodeStatus>,
+    /// Commit announcements.
+    pub commits: broadcast::Sender<Committed>,
+}
+
+enum Event {
+    Timeout(Input),
+    Synced(Vec<SyncedBlock>),
+    SyncFailed,
+}
+
+/// Wall-clock now as a block timestamp. The only clock read of the node's consensus path;
+/// it never enters the core, only proposals' times and their timeliness check.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Timestamp(millis)
+}
+
+/// The driver task's state.
+pub struct Driver {
+    chain: Chain,
+    core: Option<Consensus<ChainSigner, ChainVerifier>>,
+    our_key: Option<PublicKey>,
+    mempool: Arc<Mutex<Mempool>>,
+    accounts: Arc<dyn AccountView + Send + Sync>,
+    network: NetworkHandle,
+    wal: Option<Wal>,
+    config: ConsensusSection,
+    metrics: Arc<Metrics>,
+    /// Blocks received with proposals for the current height, by hash.
+    blocks: BTreeMap<ValueId, Block>,
+    /// Blocks executed against our tip, by hash.
+    executed: BTreeMap<ValueId, Executed>,
+    /// Blocks the core asked us to verify that have not arrived yet.
+    awaiting: BTreeMap<ValueId, Height>,
+    /// A decision whose block we do not have yet.
+    undelivered: Option<(ValueId, CommitCertificate)>,
+    last_commit: Option<CommitCertificate>,
+    /// Next height to start, when waiting for txs.
+    pending_start: Option<u64>,
+    last_commit_at: Instant,
+    syncing: bool,
+    last_progress: Instant,
+    status: watch::Sender<NodeStatus>,
+    commits: broadcast::Sender<Committed>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events_rx: mpsc::UnboundedReceiver<Event>,
+    /// Signed messages to publish, in the order the core produced them (after their persist).
+    outbox: Vec<Vec<u8>>,
+    peers: BTreeSet<libp2p::PeerId>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("height", &self.chain.height())
+            .field("validator", &self.our_key)
+            .finish()
+    }
+}
+
+/// Everything the driver is built from.
+#[derive(Debug)]
+pub struct DriverParts {
+    /// The chain.
+    pub chain: Chain,
+    /// Validator key (None for observers).
+    pub validator_key: Option<gongzhi_ledger::Keypair>,
+    /// Path of the consensus WAL (validators).
+    pub wal_path: std::path::PathBuf,
+    /// Shared mempool.
+    pub mempool: Arc<Mutex<Mempool>>,
+    /// Nonce/membership view for the mempool.
+    pub accounts: Arc<dyn AccountView + Send + Sync>,
+    /// The network.
+    pub network: NetworkHandle,
+    /// Consensus settings.
+    pub config: ConsensusSection,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for dyn AccountView + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountView")
+    }
+}
+
+impl Driver {
+    /// Build the driver: load the safety state from the WAL and resume after the store's tip.
+    pub fn new(parts: DriverParts) -> Result<(Driver, DriverHandles)> {
+        let chain_id = parts.chain.chain_id().to_string();
+        let (core, wal, our_key) = match parts.validator_key {
+            Some(key) => {
+                let (wal, contents) = Wal::open(&parts.wal_path)
+                    .with_context(|| format!("cannot open the consensus WAL {}", parts.wal_path.display()))?;
+                if contents.truncated_bytes > 0 {
+                    tracing::warn!(bytes = contents.truncated_bytes, "truncated a torn record at the end of the WAL");
+                }
+                let safety: SafetyState = match contents.records.last() {
+                    Some(bytes) => postcard::from_bytes(bytes).context(
+                        "the last WAL record is not a safety state; refusing to start rather than risk double-signing",
+                    )?,
+                    None => SafetyState::default(),
+                };
+                let public = key.public();
+                let signer = ChainSigner::new(&chain_id, key);
+                let safety = SafetyModule::new(signer.validator_id(), signer, safety);
+                let config = ConsensusConfig {
+                    timeouts: parts.config.timeouts(),
+                    ..ConsensusConfig::default()
+                };
+                let core = Consensus::new(config, safety, ChainVerifier::new(&chain_id));
+                (Some(core), Some(wal), Some(public))
+            }
+            None => (None, None, None),
+        };
+        let height = parts.chain.height();
+        let last_commit = if height > 0 {
+            Some(parts.chain.store().certificate(height)?)
+        } else {
+            None
+        };
+        let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+        let (commits, _) = broadcast::channel(1024);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            chain: parts.chain,
+            core,
+            our_key,
+            mempool: parts.mempool,
+            accounts: parts.accounts,
+            network: parts.network,
+            wal,
+            config: parts.config,
+            metrics: parts.metrics,
+            blocks: BTreeMap::new(),
+            executed: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            undelivered: None,
+            last_commit,
+            pending_start: Some(height + 1),
+            last_commit_at: Instant::now(),
+            syncing: false,
+            last_progress: Instant::now(),
+            status: status_tx,
+            commits: commits.clone(),
+            events_tx,
+            events_rx,
+            outbox: Vec::new(),
+            peers: BTreeSet::new(),
+        };
+        driver.publish_status();
+        Ok((
+            driver,
+            DriverHandles {
+                status: status_rx,
+                commits,
+            },
+        ))
+    }
+
+    /// Run until `shutdown` fires.
+    pub async fn run(
+        mut self,
+        mut network_events: mpsc::Receiver<NetworkEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync_tick = tokio::time::interval(Duration::from_millis(if self.core.is_some() { 1000 } else { 250 }));
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                event = network_events.recv() => match event {
+                    Some(event) => self.on_network(event)?,
+                    None => break,
+                },
+                Some(event) = self.events_rx.recv() => self.on_event(event)?,
+                _ = tick.tick() => self.maybe_start_height()?,
+                _ = sync_tick.tick() => self.maybe_sync(),
+            }
+            self.flush().await;
+        }
+        tracing::info!(height = self.chain.height(), "driver stopped");
+        Ok(())
+    }
+
+    async fn flush(&mut self) {
+        for bytes in std::mem::take(&mut self.outbox) {
+            if let Err(e) = self.network.publish_consensus(bytes).await {
+                tracing::debug!(error = %e, "could not publish a consensus message");
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let height = self.chain.height();
+        let (block_hash, block_time) = match height {
+            0 => (Hash::ZERO, self.chain.latest_time().unwrap_or_default()),
+            h => self
+                .chain
+                .store()
+                .block(h)
+                .map(|b| (b.hash(), b.header.time))
+                .unwrap_or_default(),
+        };
+        let round = self.core.as_ref().and_then(|c| c.round()).map_or(0, |r| r.0);
+        self.status.send_replace(NodeStatus {
+            height,
+            block_hash,
+            block_time,
+            round,
+            peers: self.peers.len(),
+            syncing: self.syncing,
+        });
+    }
+
+    fn on_network(&mut self, event: NetworkEvent) -> Result<()> {
+        match event {
+            NetworkEvent::Tx { bytes, .. } => {
+                let mut pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Err(e) = pool.admit_bytes(&bytes, self.accounts.as_ref()) {
+                    tracing::debug!(error = %e, "gossiped tx not admitted");
+                }
+                self.metrics.set_mempool(pool.len(), pool.total_bytes());
+            }
+            NetworkEvent::Consensus { from, bytes, .. } => match ConsensusWire::decode(&bytes) {
+                Ok(message) => self.on_consensus_message(message)?,
+                Err(e) => tracing::warn!(peer = %from, error = %e, "dropped malformed consensus message"),
+            },
+            NetworkEvent::ListeningOn(address) => tracing::info!(%address, "listening for peers"),
+            NetworkEvent::PeerConnected(peer) => {
+                self.peers.insert(peer);
+                self.metrics.set_peers(self.peers.len());
+                self.publish_status();
+            }
+            NetworkEvent::PeerDisconnected(peer) => {
+                self.peers.remove(&peer);
+                self.metrics.set_peers(self.peers.len());
+                self.publish_status();
+            }
+        }
+        Ok(())
+    }
+
+    fn on_consensus_message(&mut self, message: ConsensusWire) -> Result<()> {
+        let next = self.chain.height() + 1;
+        let height = match &message {
+            ConsensusWire::Proposal { proposal, .. } => proposal.proposal.height.0,
+            ConsensusWire::Vote(vote) => vote.vote.height.0,
+        };
+        if height < next {
+            return Ok(()); // already committed
+        }
+        if self.pending_start == Some(height) {
+            self.start_height(height)?; // a peer started this height: join it
+        }
+        let input = match message {
+            ConsensusWire::Proposal { proposal, block } => {
+                let value = proposal.proposal.value;
+                if block.hash().0 != value.0 {
+                    tracing::warn!(height, "dropped proposal whose block does not match its hash");
+                    return Ok(());
+                }
+                // Keep blocks for the next two heights (a validator finishing height h may already
+                // see proposals for h+1), bounded so a flood of proposals cannot grow memory.
+                if height <= next + 1 && self.blocks.len() < 64 {
+                    self.blocks.insert(value, block);
+                }
+                if let Some(h) = self.awaiting.remove(&value) {
+                    self.verify_value(h, value)?;
+                }
+                if self.undelivered.as_ref().is_some_and(|(v, _)| *v == value) {
+                    self.try_commit_undelivered()?;
+                }
+                Input::Proposal(proposal)
+            }
+            ConsensusWire::Vote(vote) => Input::Vote(vote),
+        };
+        self.feed(input)
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Timeout(input) => self.feed(input),
+            Event::Synced(blocks) => {
+                self.syncing = false;
+                let mut applied = Vec::new();
+                for synced in blocks {
+                    let height = synced.block.header.height;
+                    if height != self.chain.height() + 1 {
+                        continue;
+                    }
+                    let txs = synced.block.txs.clone();
+                    let hash = synced.block.hash();
+                    match tokio::task::block_in_place(|| self.chain.apply_synced(synced.block, &synced.certificate)) {
+                        Ok(()) => {
+                            tracing::info!(height, "synced block");
+                            self.last_commit = Some(synced.certificate);
+                            let _ = self.commits.send(Committed {
+                                height,
+                                hash,
+                                txs: txs.iter().map(gongzhi_ledger::Tx::hash).collect(),
+                            });
+                            applied.push(txs);
+                        }
+                        Err(e) => {
+                            tracing::warn!(height, error = %format!("{e:#}"), "rejected a block from sync");
+                            break;
+                        }
+                    }
+                }
+                if !applied.is_empty() {
+                    let mut pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+                    for txs in &applied {
+                        pool.update(txs, self.accounts.as_ref());
+                    }
+                    drop(pool);
+                    self.after_commit_bookkeeping()?;
+                    let next = self.chain.height() + 1;
+                    self.start_height(next)?;
+                }
+                self.publish_status();
+                Ok(())
+            }
+            Event::SyncFailed => {
+                self.syncing = false;
+                Ok(())
+            }
+        }
+    }
+
+    fn maybe_start_height(&mut self) -> Result<()> {
+        let Some(next) = self.pending_start else {
+            return Ok(());
+        };
+        let has_txs = !self.mempool.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        let interval = self.config.empty_block_interval_ms;
+        let idle_due = interval > 0 && self.last_commit_at.elapsed() >= Duration::from_millis(interval);
+        if has_txs || idle_due || next == 1 && interval > 0 {
+            self.start_height(next)?;
+        }
+        Ok(())
+    }
+
+    fn start_height(&mut self, height: u64) -> Result<()> {
+        if self.pending_start.is_none_or(|h| h > height) && self.core.as_ref().and_then(|c| c.height()) >= Some(Height(height)) {
+            return Ok(());
+        }
+        self.pending_start = None;
+        self.last_progress = Instant::now();
+        if self.core.is_none() {
+            return Ok(());
+        }
+        let validators = self.chain.next_validator_set()?;
+        self.feed(Input::StartHeight {
+            height: Height(height),
+            validators,
+        })
+    }
+
+    fn feed(&mut self, input: Input) -> Result<()> {
+        let Some(core) = self.core.as_mut() else {
+            return Ok(());
+        };
+        let outputs = core.handle(input);
+        for output in outputs {
+            self.perform(output)?;
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, output: Output) -> Result<()> {
+        match output {
+            Output::PersistSafetyState(state) => {
+                let bytes = postcard::to_stdvec(&state).context("cannot encode safety state")?;
+                if let Some(wal) = self.wal.as_mut() {
+                    wal.append(&bytes).context("cannot persist the safety state; stopping before signing")?;
+                }
+            }
+            Output::BroadcastProposal(proposal) => {
+                let Some(executed) = self.executed.get(&proposal.proposal.value) else {
+                    tracing::error!("core proposed a block we have not built; not broadcasting");
+                    return Ok(());
+                };
+                let wire = ConsensusWire::Proposal {
+                    proposal,
+                    block: executed.block.clone(),
+                };
+                self.outbox.push(wire.encode());
+            }
+            Output::BroadcastVote(vote) => {
+                self.outbox.push(ConsensusWire::Vote(vote).encode());
+            }
+            Output::ScheduleTimeout {
+                kind,
+                height,
+                round,
+                duration,
+            } => {
+                let events = self.events_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(duration).await;
+                    let _ = events.send(Event::Timeout(Input::TimeoutElapsed { kind, height, round }));
+                });
+            }
+            Output::RequestValue { height, round } => {
+                let value = self.build_block()?;
+                self.feed(Input::ValueReady { height, round, value })?;
+            }
+            Output::VerifyValue { height, value, .. } => self.verify_value(height, value)?,
+            Output::Decide {
+                height,
+                round,
+                value,
+                certificate,
+            } => {
+                let cert = certificate_from_votes(height.0, round.0, Hash(value.0), &certificate);
+                self.undelivered = Some((value, cert));
+                self.try_commit_undelivered()?;
+            }
+            Output::Evidence(evidence) => {
+                self.metrics.evidence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    validator = ?evidence.first.vote.validator,
+                    height = evidence.first.vote.height.0,
+                    round = evidence.first.vote.round.0,
+                    "validator signed two different votes (equivocation)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn build_block(&mut self) -> Result<ValueId> {
+        let txs = {
+            let pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            pool.reap(self.config.max_block_txs, self.config.max_block_bytes, self.accounts.as_ref())
+        };
+        let proposer = self.our_key.context("only validators build blocks")?;
+        let executed = tokio::task::block_in_place(|| {
+            self.chain.build_block(txs, now(), proposer, self.last_commit.clone())
+        })?;
+        let value = ValueId(executed.block.hash().0);
+        tracing::debug!(height = executed.block.header.height, txs = executed.block.txs.len(), "built block");
+        self.executed.insert(value, executed);
+        Ok(value)
+    }
+
+    fn verify_value(&mut self, height: Height, value: ValueId) -> Result<()> {
+        let valid = if self.executed.contains_key(&value) {
+            true
+        } else if let Some(block) = self.blocks.get(&value).cloned() {
+            let drift = self.config.max_clock_drift_ms;
+            match tokio::task::block_in_place(|| self.chain.execute_proposal(block, Some((now(), drift)))) {
+                Ok(executed) => {
+                    self.executed.insert(value, executed);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(height = height.0, error = %format!("{e:#}"), "proposed block is invalid");
+                    false
+                }
+            }
+        } else {
+            self.awaiting.insert(value, height);
+            return Ok(());
+        };
+        self.feed(Input::ValueVerified { height, value, valid })
+    }
+
+    fn try_commit_undelivered(&mut self) -> Result<()> {
+        let Some((value, cert)) = self.undelivered.take() else {
+            return Ok(());
+        };
+        if !self.executed.contains_key(&value) {
+            if let Some(block) = self.blocks.get(&value).cloned() {
+                if let Ok(executed) = tokio::task::block_in_place(|| self.chain.execute_proposal(block, None)) {
+                    self.executed.insert(value, executed);
+                }
+            }
+        }
+        let Some(executed) = self.executed.remove(&value) else {
+            tracing::info!(height = cert.height, "decided a block we do not have yet; waiting for it or for sync");
+            self.undelivered = Some((value, cert));
+            return Ok(());
+        };
+        let txs = executed.block.txs.clone();
+        let height = executed.block.header.height;
+        tokio::task::block_in_place(|| self.chain.commit(executed, &cert))?;
+        self.metrics.committed_txs.fetch_add(txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            pool.update(&txs, self.accounts.as_ref());
+            self.metrics.set_mempool(pool.len(), pool.total_bytes());
+        }
+        self.last_commit = Some(cert);
+        tracing::info!(height, txs = txs.len(), "committed block");
+        let _ = self.commits.send(Committed {
+            height,
+            hash: Hash(value.0),
+            txs: txs.iter().map(gongzhi_ledger::Tx::hash).collect(),
+        });
+        self.after_commit_bookkeeping()?;
+        self.pending_start = Some(height + 1);
+        self.maybe_start_height()
+    }
+
+    fn after_commit_bookkeeping(&mut self) -> Result<()> {
+        let height = self.chain.height();
+        self.blocks.retain(|_, block| block.header.height > height);
+        self.executed.clear();
+        self.awaiting.clear();
+        self.undelivered = None;
+        self.last_commit_at = Instant::now();
+        self.last_progress = Instant::now();
+        self.metrics.set_height(height);
+        if let (Some(wal), Some(core)) = (self.wal.as_mut(), self.core.as_ref()) {
+            // Compact: the records of committed heights are no longer needed; keep the state.
+            let state = postcard::to_stdvec(core.safety_state()).context("cannot encode safety state")?;
+            wal.clear()?;
+            wal.append(&state)?;
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    fn maybe_sync(&mut self) {
+        self.publish_status();
+        if self.syncing {
+            return;
+        }
+        let stalled = self.core.is_none() || self.last_progress.elapsed() > Duration::from_secs(3);
+        if !stalled {
+            return;
+        }
+        self.syncing = true;
+        let network = self.network.clone();
+        let events = self.events_tx.clone();
+        let from = self.chain.height() + 1;
+        tokio::spawn(async move {
+            let mut best: Option<(u64, libp2p::PeerId)> = None;
+            for peer in network.connected_peers().await.unwrap_or_default() {
+                if let Ok(height) = network.request_status(peer).await {
+                    if height >= from && best.is_none_or(|(h, _)| height > h) {
+                        best = Some((height, peer));
+                    }
+                }
+            }
+            let Some((_, peer)) = best else {
+                let _ = events.send(Event::SyncFailed);
+                return;
+            };
+            match network.request_blocks(peer, from, 64).await {
+                Ok(raw) => {
+                    let mut blocks = Vec::new();
+                    for bytes in raw {
+                        match SyncedBlock::decode(&bytes) {
+                            Ok(b) => blocks.push(b),
+                            Err(e) => {
+                                tracing::warn!(peer = %peer, error = %e, "peer sent a malformed block");
+                                break;
+                            }
+                        }
+                    }
+                    let _ = events.send(Event::Synced(blocks));
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %peer, error = %e, "block sync request failed");
+                    let _ = events.send(Event::SyncFailed);
+                }
+            }
+        });
+    }
+}
