@@ -52,3 +52,5 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; }
 	@command -v chromium >/dev/null || { echo ">>> chromium is missing (the audit report test renders HTML): installing it"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@python3 -c 'import grpc, grpc_tools, cryptography' 2>/dev/null || { echo ">>> Python gRPC packages are missing (the Python client test needs them): installing examples/python/requirements.txt with pip"; \
+	  python3 -m pip install -q -r examples/python/requirements.txt; }

@@ -11,7 +11,8 @@ use gongzhi_contracts::grants::datasets::AccessRequestArgs;
 use gongzhi_contracts::grants::lifecycle::{Delegation, NewGrant, UseRecord};
 use gongzhi_contracts::grants::{FieldSpec, GrantTerms, Sensitivity};
 use gongzhi_contracts::{
-    Call, CallOutput, Genesis, GenesisOrg, GenesisPurpose, GenesisReason, GrantId, ReasonCode, RecordId, ResidentId,
+    Call, CallOutput, Genesis, GenesisOrg, GenesisPurpose, GenesisReason, GrantId, ReasonCode,
+    RecordId, ResidentId,
 };
 use gongzhi_ledger::{Keypair, Outcome, Receipt, Timestamp};
 
@@ -42,16 +43,48 @@ pub fn organisations(validators: usize) -> Vec<DemoOrg> {
         validator: true,
     };
     let mut all = vec![
-        v("yuetan-street", "street-office", "Yuetan Street Office (月坛街道办事处)", vec!["validator", "member", "issuer"]),
-        v("zhanlan-street", "street-office", "Zhanlanlu Street Office (展览路街道办事处)", vec!["validator", "member", "issuer"]),
-        v("huaxia-property", "property-manager", "Huaxia Property Services (华夏物业服务企业)", vec!["validator", "member", "issuer"]),
-        v("civil-affairs", "city-department", "District Civil Affairs Bureau (区民政局)", vec!["validator", "member"]),
+        v(
+            "yuetan-street",
+            "street-office",
+            "Yuetan Street Office (月坛街道办事处)",
+            vec!["validator", "member", "issuer"],
+        ),
+        v(
+            "zhanlan-street",
+            "street-office",
+            "Zhanlanlu Street Office (展览路街道办事处)",
+            vec!["validator", "member", "issuer"],
+        ),
+        v(
+            "huaxia-property",
+            "property-manager",
+            "Huaxia Property Services (华夏物业服务企业)",
+            vec!["validator", "member", "issuer"],
+        ),
+        v(
+            "civil-affairs",
+            "city-department",
+            "District Civil Affairs Bureau (区民政局)",
+            vec!["validator", "member"],
+        ),
     ];
     const EXTRA: [&str; 8] = [
-        "street-5", "street-6", "street-7", "street-8", "street-9", "street-10", "street-11", "street-12",
+        "street-5",
+        "street-6",
+        "street-7",
+        "street-8",
+        "street-9",
+        "street-10",
+        "street-11",
+        "street-12",
     ];
     for (i, id) in EXTRA.iter().enumerate().take(validators.saturating_sub(4)) {
-        all.push(v(id, "street-office", &format!("Street Office No. {} (第{}街道办事处)", i + 5, i + 5), vec!["validator", "member"]));
+        all.push(v(
+            id,
+            "street-office",
+            &format!("Street Office No. {} (第{}街道办事处)", i + 5, i + 5),
+            vec!["validator", "member"],
+        ));
     }
     all.truncate(validators.max(1));
     let m = |id, kind, name: &str, roles: Vec<&'static str>| DemoOrg {
@@ -62,17 +95,40 @@ pub fn organisations(validators: usize) -> Vec<DemoOrg> {
         validator: false,
     };
     all.extend([
-        m("health-commission", "city-department", "District Health Commission (区卫健委)", vec!["member"]),
-        m("police-xicheng", "city-department", "Xicheng Police Sub-bureau (公安西城分局)", vec!["member"]),
-        m("sanlihe-service", "service-point", "Sanlihe Community Service Point (三里河社区服务站)", vec!["member", "service-point"]),
-        m("audit-bureau", "auditor", "District Audit Bureau (区审计局)", vec!["auditor"]),
+        m(
+            "health-commission",
+            "city-department",
+            "District Health Commission (区卫健委)",
+            vec!["member"],
+        ),
+        m(
+            "police-xicheng",
+            "city-department",
+            "Xicheng Police Sub-bureau (公安西城分局)",
+            vec!["member"],
+        ),
+        m(
+            "sanlihe-service",
+            "service-point",
+            "Sanlihe Community Service Point (三里河社区服务站)",
+            vec!["member", "service-point"],
+        ),
+        m(
+            "audit-bureau",
+            "auditor",
+            "District Audit Bureau (区审计局)",
+            vec!["auditor"],
+        ),
     ]);
     all
 }
 
 /// Deterministic devnet key of `org` for `purpose` ("operator" or "node").
 pub fn demo_key(seed: &str, org: &str, purpose: &str) -> Keypair {
-    let secret = blake3::derive_key("gongzhi devnet key v1", format!("{seed}/{org}/{purpose}").as_bytes());
+    let secret = blake3::derive_key(
+        "gongzhi devnet key v1",
+        format!("{seed}/{org}/{purpose}").as_bytes(),
+    );
     Keypair::from_secret(secret)
 }
 
@@ -86,8 +142,14 @@ pub fn genesis(chain_id: &str, seed: &str, validators: usize, genesis_time: Time
             name: org.name,
             roles: org.roles.iter().map(|r| r.to_string()).collect(),
             operator_keys: vec![demo_key(seed, org.id, "operator").public().to_hex()],
-            validator_key: org.validator.then(|| demo_key(seed, org.id, "node").public().to_hex()),
-            node_keys: if org.validator { Vec::new() } else { vec![demo_key(seed, org.id, "node").public().to_hex()] },
+            validator_key: org
+                .validator
+                .then(|| demo_key(seed, org.id, "node").public().to_hex()),
+            node_keys: if org.validator {
+                Vec::new()
+            } else {
+                vec![demo_key(seed, org.id, "node").public().to_hex()]
+            },
             power: org.validator.then_some(10),
             issuer_quota: None,
         })
@@ -96,7 +158,10 @@ pub fn genesis(chain_id: &str, seed: &str, validators: usize, genesis_time: Time
         ("elderly-care", "Elderly care (养老服务)"),
         ("emergency-response", "Emergency response (应急处置)"),
         ("subsidy-verification", "Subsidy verification (补贴核验)"),
-        ("governance-statistics", "Community governance statistics (社区治理统计)"),
+        (
+            "governance-statistics",
+            "Community governance statistics (社区治理统计)",
+        ),
         ("epidemic-prevention", "Epidemic prevention (疫情防控)"),
     ]
     .into_iter()
@@ -132,7 +197,13 @@ pub fn genesis(chain_id: &str, seed: &str, validators: usize, genesis_time: Time
 /// A resident's pseudonym as an issuer would compute it off chain: a keyed hash of the
 /// resident's local id under the district's secret salt. No personal data reaches the chain.
 pub fn resident(local_id: &str) -> ResidentId {
-    ResidentId(blake3::keyed_hash(&blake3::hash(b"demo district salt").into(), local_id.as_bytes()).into())
+    ResidentId(
+        blake3::keyed_hash(
+            &blake3::hash(b"demo district salt").into(),
+            local_id.as_bytes(),
+        )
+        .into(),
+    )
 }
 
 /// Submits one call as an organisation and waits for its commit.
@@ -154,7 +225,9 @@ pub struct StoryLine {
 
 fn ok_output(receipt: &Receipt, what: &str) -> Result<CallOutput> {
     match &receipt.outcome {
-        Outcome::Success { data } => CallOutput::from_data(data).with_context(|| format!("{what}: unreadable receipt")),
+        Outcome::Success { data } => {
+            CallOutput::from_data(data).with_context(|| format!("{what}: unreadable receipt"))
+        }
         Outcome::Failure { name, message, .. } => bail!("{what} was rejected: {name}: {message}"),
     }
 }
@@ -223,27 +296,74 @@ pub fn tell_story<S: Submitter>(submitter: &mut S) -> Result<Vec<StoryLine>> {
 
     // Datasets.
     let datasets: [(&str, &str, &str, Vec<FieldSpec>); 5] = [
-        ("yuetan-street", "resident-registry", "Resident registry (实有人口)", vec![
-            field("name", Personal), field("id_hash", Personal), field("address", Personal),
-            field("household", Sensitive), field("age", Internal), field("phone", Personal),
-        ]),
-        ("civil-affairs", "elderly-subsidy-roll", "Elderly-care subsidy roll (养老补贴)", vec![
-            field("resident_id_hash", Personal), field("age", Internal), field("subsidy_level", Sensitive),
-            field("amount", Sensitive), field("street", Public),
-        ]),
-        ("zhanlan-street", "garbage-sorting", "Garbage-sorting records (垃圾分类)", vec![
-            field("household_code", Internal), field("date", Public), field("compliance", Internal),
-        ]),
-        ("huaxia-property", "repair-requests", "Property repair requests (物业报修)", vec![
-            field("building", Public), field("unit", Internal), field("issue", Internal),
-            field("phone", Personal), field("status", Public),
-        ]),
-        ("yuetan-street", "volunteer-hours", "Volunteer hours (志愿服务时长)", vec![
-            field("volunteer_id_hash", Personal), field("hours", Internal), field("activity", Public),
-        ]),
+        (
+            "yuetan-street",
+            "resident-registry",
+            "Resident registry (实有人口)",
+            vec![
+                field("name", Personal),
+                field("id_hash", Personal),
+                field("address", Personal),
+                field("household", Sensitive),
+                field("age", Internal),
+                field("phone", Personal),
+            ],
+        ),
+        (
+            "civil-affairs",
+            "elderly-subsidy-roll",
+            "Elderly-care subsidy roll (养老补贴)",
+            vec![
+                field("resident_id_hash", Personal),
+                field("age", Internal),
+                field("subsidy_level", Sensitive),
+                field("amount", Sensitive),
+                field("street", Public),
+            ],
+        ),
+        (
+            "zhanlan-street",
+            "garbage-sorting",
+            "Garbage-sorting records (垃圾分类)",
+            vec![
+                field("household_code", Internal),
+                field("date", Public),
+                field("compliance", Internal),
+            ],
+        ),
+        (
+            "huaxia-property",
+            "repair-requests",
+            "Property repair requests (物业报修)",
+            vec![
+                field("building", Public),
+                field("unit", Internal),
+                field("issue", Internal),
+                field("phone", Personal),
+                field("status", Public),
+            ],
+        ),
+        (
+            "yuetan-street",
+            "volunteer-hours",
+            "Volunteer hours (志愿服务时长)",
+            vec![
+                field("volunteer_id_hash", Personal),
+                field("hours", Internal),
+                field("activity", Public),
+            ],
+        ),
     ];
     for (owner, id, name, fields) in datasets {
-        t.step(owner, Call::RegisterDataset { id: id.into(), name: name.into(), fields }, format!("{owner} registers dataset {id} — {name}"))?;
+        t.step(
+            owner,
+            Call::RegisterDataset {
+                id: id.into(),
+                name: name.into(),
+                fields,
+            },
+            format!("{owner} registers dataset {id} — {name}"),
+        )?;
     }
 
     // Story 1: elderly care, with co-approval for sensitive fields.
@@ -275,7 +395,11 @@ pub fn tell_story<S: Submitter>(submitter: &mut S) -> Result<Vec<StoryLine>> {
         },
         format!("civil-affairs approves {request}; the sensitive subsidy level needs yuetan-street's co-approval"),
     )?)?;
-    t.step("yuetan-street", Call::CoApproveGrant(elderly), format!("yuetan-street co-approves {elderly}: the grant is now active"))?;
+    t.step(
+        "yuetan-street",
+        Call::CoApproveGrant(elderly),
+        format!("yuetan-street co-approves {elderly}: the grant is now active"),
+    )?;
     t.step(
         "health-commission",
         Call::RecordUse(UseRecord {
@@ -307,7 +431,11 @@ pub fn tell_story<S: Submitter>(submitter: &mut S) -> Result<Vec<StoryLine>> {
         }),
         "yuetan-street grants police-xicheng addresses and households for an emergency, valid two minutes",
     )?)?;
-    t.step("civil-affairs", Call::CoApproveGrant(police), format!("civil-affairs co-approves {police}; it expires on its own"))?;
+    t.step(
+        "civil-affairs",
+        Call::CoApproveGrant(police),
+        format!("civil-affairs co-approves {police}; it expires on its own"),
+    )?;
 
     // Story 3: a delegated grant revoked with its parent.
     let parent = grant_id(t.step(
@@ -372,17 +500,20 @@ pub fn tell_story<S: Submitter>(submitter: &mut S) -> Result<Vec<StoryLine>> {
         "yuetan-street",
         Call::RejectRequest {
             request: rejected,
-            reason: "Volunteer identities are not needed for this purpose (目的不需要志愿者身份)".into(),
+            reason: "Volunteer identities are not needed for this purpose (目的不需要志愿者身份)"
+                .into(),
         },
         format!("yuetan-street rejects {rejected}"),
     )?;
 
     // Story 5: civility points earned, redeemed, one reversed.
-    let residents: Vec<(String, ResidentId)> = (1..=6).map(|i| {
-        let local = format!("resident-{i:03}");
-        let id = resident(&local);
-        (local, id)
-    }).collect();
+    let residents: Vec<(String, ResidentId)> = (1..=6)
+        .map(|i| {
+            let local = format!("resident-{i:03}");
+            let id = resident(&local);
+            (local, id)
+        })
+        .collect();
     let awards: [(&str, usize, &str, u64); 6] = [
         ("zhanlan-street", 0, "garbage-sorting", 5),
         ("zhanlan-street", 1, "garbage-sorting", 4),
@@ -396,7 +527,11 @@ pub fn tell_story<S: Submitter>(submitter: &mut S) -> Result<Vec<StoryLine>> {
         let (local, resident) = &residents[who];
         if let CallOutput::Record(id) = t.step(
             issuer,
-            Call::Award { resident: *resident, reason: ReasonCode::from(reason), points },
+            Call::Award {
+                resident: *resident,
+                reason: ReasonCode::from(reason),
+                points,
+            },
             format!("{issuer} awards {points} points to {local} for {reason}"),
         )? {
             last_record = Some(id);
@@ -404,18 +539,29 @@ pub fn tell_story<S: Submitter>(submitter: &mut S) -> Result<Vec<StoryLine>> {
     }
     t.step(
         "sanlihe-service",
-        Call::Redeem { resident: residents[0].1, points: 12, item: "Rice and cooking oil (米和油)".into() },
+        Call::Redeem {
+            resident: residents[0].1,
+            points: 12,
+            item: "Rice and cooking oil (米和油)".into(),
+        },
         format!("{} redeems 12 points at sanlihe-service", residents[0].0),
     )?;
     t.refused(
         "sanlihe-service",
-        Call::Redeem { resident: residents[1].1, points: 50, item: "Bicycle repair (自行车维修)".into() },
+        Call::Redeem {
+            resident: residents[1].1,
+            points: 50,
+            item: "Bicycle repair (自行车维修)".into(),
+        },
         &format!("{} tries to redeem 50 points", residents[1].0),
     )?;
     let record = last_record.context("no award record to reverse")?;
     t.step(
         "huaxia-property",
-        Call::Reverse { record, why: "Recorded against the wrong household (记错住户)".into() },
+        Call::Reverse {
+            record,
+            why: "Recorded against the wrong household (记错住户)".into(),
+        },
         format!("huaxia-property reverses {record}"),
     )?;
     Ok(t.lines)

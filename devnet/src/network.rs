@@ -35,6 +35,8 @@ pub struct DevnetOptions {
     pub empty_block_interval_ms: u64,
     /// Consensus timeouts scale (ms of the propose timeout; the others are derived).
     pub timeout_propose_ms: u64,
+    /// Observer nodes (non-voting, run by the audit bureau), 0 or 1.
+    pub observers: usize,
 }
 
 /// One node of the devnet as recorded in `devnet.toml`.
@@ -50,6 +52,9 @@ pub struct NodeRecord {
     pub rpc_port: u16,
     /// Metrics port.
     pub metrics_port: u16,
+    /// Whether it only follows the chain.
+    #[serde(default)]
+    pub observer: bool,
 }
 
 /// What `devnet.toml` holds.
@@ -79,7 +84,9 @@ pub struct Devnet {
 fn peer_id(node_key: &Keypair) -> Result<String> {
     let public = libp2p::identity::ed25519::PublicKey::try_from_bytes(&node_key.public().0)
         .context("invalid node key")?;
-    Ok(libp2p::identity::PublicKey::from(public).to_peer_id().to_string())
+    Ok(libp2p::identity::PublicKey::from(public)
+        .to_peer_id()
+        .to_string())
 }
 
 impl Devnet {
@@ -89,30 +96,50 @@ impl Devnet {
             bail!("a devnet needs at least one validator");
         }
         if options.dir.join("devnet.toml").exists() {
-            bail!("{} already holds a devnet; use it, or choose another --dir", options.dir.display());
+            bail!(
+                "{} already holds a devnet; use it, or choose another --dir",
+                options.dir.display()
+            );
         }
-        std::fs::create_dir_all(&options.dir).with_context(|| format!("cannot create {}", options.dir.display()))?;
+        std::fs::create_dir_all(&options.dir)
+            .with_context(|| format!("cannot create {}", options.dir.display()))?;
         let orgs = demo::organisations(options.validators);
         for org in &orgs {
             let dir = options.dir.join("keys").join(org.id);
             std::fs::create_dir_all(&dir)?;
             for (kind, purpose) in [(KeyKind::Operator, "operator"), (KeyKind::Node, "node")] {
-                keyfile::write_key(&dir.join(kind.file_name()), kind, &demo::demo_key(&options.seed, org.id, purpose))?;
+                keyfile::write_key(
+                    &dir.join(kind.file_name()),
+                    kind,
+                    &demo::demo_key(&options.seed, org.id, purpose),
+                )?;
             }
         }
         let genesis = demo::genesis(&options.chain_id, &options.seed, options.validators, now());
         let genesis_path = options.dir.join("genesis.toml");
         std::fs::write(&genesis_path, toml::to_string_pretty(&genesis)?)?;
 
-        let validators: Vec<&demo::DemoOrg> = orgs.iter().filter(|o| o.validator).collect();
+        let mut runners: Vec<(&str, bool)> = orgs
+            .iter()
+            .filter(|o| o.validator)
+            .map(|o| (o.id, false))
+            .collect();
+        if options.observers > 1 {
+            bail!("a devnet runs at most one observer (the audit bureau's)");
+        }
+        runners.extend(std::iter::repeat_n(
+            ("audit-bureau", true),
+            options.observers,
+        ));
         let mut nodes = Vec::new();
-        for (index, org) in validators.iter().enumerate() {
+        for (index, (org, observer)) in runners.into_iter().enumerate() {
             nodes.push(NodeRecord {
-                org: org.id.to_string(),
+                org: org.to_string(),
                 home: options.dir.join(format!("node{index}")),
                 p2p_port: free_port()?,
                 rpc_port: free_port()?,
                 metrics_port: free_port()?,
+                observer,
             });
         }
         for (index, node) in nodes.iter().enumerate() {
@@ -134,24 +161,45 @@ impl Devnet {
                 .arg(format!("127.0.0.1:{}", node.metrics_port))
                 .arg("--empty-block-interval-ms")
                 .arg(options.empty_block_interval_ms.to_string());
+            if node.observer {
+                cmd.arg("--observer");
+            }
             for (other_index, other) in nodes.iter().enumerate() {
-                if other_index != index {
+                // Everyone dials the validators; observers are dialled by nobody (they connect out).
+                if other_index != index && !other.observer {
                     let key = demo::demo_key(&options.seed, &other.org, "node");
-                    cmd.arg("--peer")
-                        .arg(format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", other.p2p_port, peer_id(&key)?));
+                    cmd.arg("--peer").arg(format!(
+                        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                        other.p2p_port,
+                        peer_id(&key)?
+                    ));
                 }
             }
-            let output = cmd.output().with_context(|| format!("cannot run {}", options.binary.display()))?;
+            let output = cmd
+                .output()
+                .with_context(|| format!("cannot run {}", options.binary.display()))?;
             if !output.status.success() {
-                bail!("gongzhi init for node {index} failed: {}", String::from_utf8_lossy(&output.stderr));
+                bail!(
+                    "gongzhi init for node {index} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
             }
             if options.timeout_propose_ms > 0 {
                 let config = node.home.join("config.toml");
                 let text = std::fs::read_to_string(&config)?;
                 let scaled = text
-                    .replace("timeout_propose_ms = 3000", &format!("timeout_propose_ms = {}", options.timeout_propose_ms))
-                    .replace("timeout_prevote_ms = 1000", &format!("timeout_prevote_ms = {}", options.timeout_propose_ms / 3))
-                    .replace("timeout_precommit_ms = 1000", &format!("timeout_precommit_ms = {}", options.timeout_propose_ms / 3));
+                    .replace(
+                        "timeout_propose_ms = 3000",
+                        &format!("timeout_propose_ms = {}", options.timeout_propose_ms),
+                    )
+                    .replace(
+                        "timeout_prevote_ms = 1000",
+                        &format!("timeout_prevote_ms = {}", options.timeout_propose_ms / 3),
+                    )
+                    .replace(
+                        "timeout_precommit_ms = 1000",
+                        &format!("timeout_precommit_ms = {}", options.timeout_propose_ms / 3),
+                    );
                 std::fs::write(&config, scaled)?;
             }
         }
@@ -197,7 +245,10 @@ impl Devnet {
     }
 
     fn save(&self) -> Result<()> {
-        std::fs::write(self.dir.join("devnet.toml"), toml::to_string_pretty(&self.record)?)?;
+        std::fs::write(
+            self.dir.join("devnet.toml"),
+            toml::to_string_pretty(&self.record)?,
+        )?;
         Ok(())
     }
 
@@ -235,27 +286,51 @@ impl Devnet {
                 continue;
             }
             let node = &self.nodes[index];
-            wait_until(&format!("node {index} to answer on {}", node.rpc_addr), deadline, || {
-                self.height(index)
-            })
-            .with_context(|| format!("last log lines of node {index}:\n{}", self.nodes[index].log_tail(20)))?;
+            wait_until(
+                &format!("node {index} to answer on {}", node.rpc_addr),
+                deadline,
+                || self.height(index),
+            )
+            .with_context(|| {
+                format!(
+                    "last log lines of node {index}:\n{}",
+                    self.nodes[index].log_tail(20)
+                )
+            })?;
         }
         Ok(())
     }
 
     /// Wait until node `index` reaches `height`.
     pub fn wait_height(&self, index: usize, height: u64, deadline: Duration) -> Result<u64> {
-        wait_until(&format!("node {index} to reach height {height}"), deadline, || {
-            self.height(index).filter(|h| *h >= height)
+        wait_until(
+            &format!("node {index} to reach height {height}"),
+            deadline,
+            || self.height(index).filter(|h| *h >= height),
+        )
+        .with_context(|| {
+            format!(
+                "last log lines of node {index}:\n{}",
+                self.nodes[index].log_tail(20)
+            )
         })
-        .with_context(|| format!("last log lines of node {index}:\n{}", self.nodes[index].log_tail(20)))
+    }
+
+    /// Number of validators.
+    pub fn validator_count(&self) -> usize {
+        self.record.nodes.iter().filter(|n| !n.observer).count()
     }
 
     /// Operator keys of every organisation.
     pub fn operator_keys(&self) -> BTreeMap<String, Keypair> {
-        demo::organisations(self.record.nodes.len())
+        demo::organisations(self.validator_count())
             .iter()
-            .map(|o| (o.id.to_string(), demo::demo_key(&self.record.seed, o.id, "operator")))
+            .map(|o| {
+                (
+                    o.id.to_string(),
+                    demo::demo_key(&self.record.seed, o.id, "operator"),
+                )
+            })
             .collect()
     }
 

@@ -30,7 +30,13 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     /// Describe a node; [`NodeProcess::start`] runs it.
-    pub fn new(index: usize, binary: &Path, home: PathBuf, rpc_addr: String, metrics_addr: String) -> NodeProcess {
+    pub fn new(
+        index: usize,
+        binary: &Path,
+        home: PathBuf,
+        rpc_addr: String,
+        metrics_addr: String,
+    ) -> NodeProcess {
         NodeProcess {
             index,
             home,
@@ -87,7 +93,8 @@ impl NodeProcess {
     fn signal(&self, signal: Signal) -> Result<()> {
         let pid = self.pid().context("node is not running")?;
         let pid = i32::try_from(pid).context("pid out of range")?;
-        kill(Pid::from_raw(pid), signal).with_context(|| format!("cannot send {signal} to node {}", self.index))
+        kill(Pid::from_raw(pid), signal)
+            .with_context(|| format!("cannot send {signal} to node {}", self.index))
     }
 
     /// SIGKILL: no chance to flush anything (crash fault).
@@ -145,7 +152,11 @@ impl Drop for NodeProcess {
 }
 
 /// Poll `condition` every 100 ms until it holds or `deadline` passes; the error names `what`.
-pub fn wait_until<T>(what: &str, deadline: Duration, mut condition: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn wait_until<T>(
+    what: &str,
+    deadline: Duration,
+    mut condition: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let end = Instant::now() + deadline;
     loop {
         if let Some(value) = condition() {

@@ -10,7 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 
 use gongzhi_ledger::crypto::Keypair;
 use gongzhi_ledger::store::testkit::{init_test_genesis, TestChain};
@@ -23,7 +25,14 @@ const CHAIN: &str = "gongzhi-bench";
 fn signed_txs(n: usize) -> Vec<Tx> {
     let keys: Vec<Keypair> = (0..64u8).map(|i| Keypair::from_secret([i; 32])).collect();
     (0..n)
-        .map(|i| Tx::sign(&keys[i % keys.len()], CHAIN, i as u64 + 1, vec![(i % 251) as u8; 100]))
+        .map(|i| {
+            Tx::sign(
+                &keys[i % keys.len()],
+                CHAIN,
+                i as u64 + 1,
+                vec![(i % 251) as u8; 100],
+            )
+        })
         .collect()
 }
 
@@ -40,9 +49,11 @@ fn signatures(c: &mut Criterion) {
     });
     for n in [64usize, 1024] {
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new("verify_batch", n), &txs[..n], |b, batch| {
-            b.iter(|| black_box(verify_txs(CHAIN, batch)).is_ok())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("verify_batch", n),
+            &txs[..n],
+            |b, batch| b.iter(|| black_box(verify_txs(CHAIN, batch)).is_ok()),
+        );
     }
     group.finish();
 }

@@ -233,8 +233,11 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!(
             Timestamp(1_795_913_339_123).to_string(),
-            "2026-11-28T23:28:59.123Z"
+            "2026-11-29T00:48:59.123Z"
         );
-        assert_eq!(Timestamp(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

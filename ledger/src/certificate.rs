@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use gongzhi_consensus::{Height, Round, ValidatorId, ValidatorSet, ValueId, Vote, VoteKind, VOTE_SIGN_TAG};
+use gongzhi_consensus::{
+    Height, Round, ValidatorId, ValidatorSet, ValueId, Vote, VoteKind, VOTE_SIGN_TAG,
+};
 
 use crate::codec::{self, Canonical};
 use crate::crypto::{self, PublicKey, Signature, SignedMessage};
@@ -96,9 +98,12 @@ impl CommitCertificate {
                 )));
             }
             previous = Some(&sig.validator);
-            let validator = set
-                .get(&ValidatorId(sig.validator.0))
-                .ok_or_else(|| invalid(format!("signer {} is not in the validator set", sig.validator)))?;
+            let validator = set.get(&ValidatorId(sig.validator.0)).ok_or_else(|| {
+                invalid(format!(
+                    "signer {} is not in the validator set",
+                    sig.validator
+                ))
+            })?;
             signed_power = signed_power.saturating_add(validator.power);
         }
         let total = set.total_power();
@@ -113,9 +118,11 @@ impl CommitCertificate {
     /// Full verification against the validator set in force at this height.
     pub fn verify(&self, chain_id: &str, set: &ValidatorSet) -> Result<(), LedgerError> {
         self.check_quorum(set)?;
-        crypto::verify_batch(&self.signed_messages(chain_id)).map_err(|e| LedgerError::InvalidCertificate {
-            height: self.height,
-            reason: e.to_string(),
+        crypto::verify_batch(&self.signed_messages(chain_id)).map_err(|e| {
+            LedgerError::InvalidCertificate {
+                height: self.height,
+                reason: e.to_string(),
+            }
         })
     }
 }

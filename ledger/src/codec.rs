@@ -42,10 +42,11 @@ pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decode postcard bytes that must hold exactly one `T` (no version byte).
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], kind: &'static str) -> Result<T, LedgerError> {
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| LedgerError::Malformed {
-        kind,
-        reason: e.to_string(),
-    })?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| LedgerError::Malformed {
+            kind,
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
         return Err(LedgerError::TrailingBytes {
             kind,

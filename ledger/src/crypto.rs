@@ -24,10 +24,11 @@ impl PublicKey {
 
     /// Parse 64 hex characters into a key that is a valid curve point.
     pub fn from_hex(s: &str) -> Result<PublicKey, LedgerError> {
-        let bytes = hex::decode(s.trim()).map_err(|e| LedgerError::InvalidKey(format!("not hex: {e}")))?;
-        let array: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| LedgerError::InvalidKey(format!("expected 32 bytes, got {}", b.len())))?;
+        let bytes =
+            hex::decode(s.trim()).map_err(|e| LedgerError::InvalidKey(format!("not hex: {e}")))?;
+        let array: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            LedgerError::InvalidKey(format!("expected 32 bytes, got {}", b.len()))
+        })?;
         ed25519_dalek::VerifyingKey::from_bytes(&array)
             .map_err(|_| LedgerError::InvalidKey("not a valid ed25519 public key".into()))?;
         Ok(PublicKey(array))

@@ -55,10 +55,13 @@ impl Hash {
             kind: "hash",
             reason: format!("not hex: {e}"),
         })?;
-        let array: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| crate::LedgerError::Malformed {
-            kind: "hash",
-            reason: format!("expected 32 bytes, got {}", b.len()),
-        })?;
+        let array: [u8; 32] =
+            bytes
+                .try_into()
+                .map_err(|b: Vec<u8>| crate::LedgerError::Malformed {
+                    kind: "hash",
+                    reason: format!("expected 32 bytes, got {}", b.len()),
+                })?;
         Ok(Hash(array))
     }
 }
@@ -112,7 +115,10 @@ mod tests {
 
     #[test]
     fn tags_separate_domains() {
-        assert_ne!(Hash::tagged(tags::TX, b"x"), Hash::tagged(tags::HEADER, b"x"));
+        assert_ne!(
+            Hash::tagged(tags::TX, b"x"),
+            Hash::tagged(tags::HEADER, b"x")
+        );
     }
 
     #[test]

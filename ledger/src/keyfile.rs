@@ -63,7 +63,10 @@ pub fn write_key(path: &Path, kind: KeyKind, key: &Keypair) -> Result<()> {
         .open(path)
         .map_err(|e| {
             if path.exists() {
-                key_error(path, "already exists; keys are never overwritten (move it away first)")
+                key_error(
+                    path,
+                    "already exists; keys are never overwritten (move it away first)",
+                )
             } else {
                 key_error(path, format!("cannot create: {e}"))
             }
@@ -83,18 +86,23 @@ pub fn read_key(path: &Path) -> Result<(KeyKind, Keypair)> {
     if mode & 0o077 != 0 {
         return Err(key_error(
             path,
-            format!("is readable by others (mode {mode:o}); run `chmod 600 {}`", path.display()),
+            format!(
+                "is readable by others (mode {mode:o}); run `chmod 600 {}`",
+                path.display()
+            ),
         ));
     }
-    let text = fs::read_to_string(path).map_err(|e| key_error(path, format!("cannot read: {e}")))?;
-    let file: KeyFile =
-        serde_json::from_str(&text).map_err(|e| key_error(path, format!("is not a Gongzhi key file: {e}")))?;
+    let text =
+        fs::read_to_string(path).map_err(|e| key_error(path, format!("cannot read: {e}")))?;
+    let file: KeyFile = serde_json::from_str(&text)
+        .map_err(|e| key_error(path, format!("is not a Gongzhi key file: {e}")))?;
     let secret: [u8; 32] = hex::decode(file.secret_key.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| key_error(path, "secret_key must be 64 hex characters"))?;
     let key = Keypair::from_secret(secret);
-    let claimed = PublicKey::from_hex(&file.public_key).map_err(|e| key_error(path, format!("public_key: {e}")))?;
+    let claimed = PublicKey::from_hex(&file.public_key)
+        .map_err(|e| key_error(path, format!("public_key: {e}")))?;
     if claimed != key.public() {
         return Err(key_error(
             path,
@@ -142,7 +150,8 @@ mod tests {
     }
 
     #[test]
-    fn refuses_world_readable_and_tampered_files() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    fn refuses_world_readable_and_tampered_files(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("operator.key");
         write_key(&path, KeyKind::Operator, &Keypair::from_secret([1; 32]))?;

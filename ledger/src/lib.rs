@@ -36,6 +36,6 @@ pub use gongzhi_consensus::{Validator, ValidatorId, ValidatorSet};
 pub use hash::Hash;
 pub use receipt::{Outcome, Receipt};
 pub use state::{MemoryState, Overlay, StateChanges, StateReader};
-pub use tx::Tx;
 #[cfg(feature = "store")]
 pub use store::{verify_state_proof, PreparedState, StateProof, Store};
+pub use tx::Tx;

@@ -168,7 +168,10 @@ mod tests {
         let path = dir.path().join("wal");
         write_records(&path, &[b"one", b"", b"three"]);
         let (mut wal, contents) = Wal::open(&path).expect("reopen");
-        assert_eq!(contents.records, vec![b"one".to_vec(), vec![], b"three".to_vec()]);
+        assert_eq!(
+            contents.records,
+            vec![b"one".to_vec(), vec![], b"three".to_vec()]
+        );
         assert_eq!(contents.truncated_bytes, 0);
         wal.clear().expect("clear");
         wal.append(b"four").expect("append");
@@ -208,7 +211,11 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let err = Wal::open(&path).expect_err("must refuse");
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
-        assert_eq!(std::fs::read(&path).expect("read"), bytes, "nothing truncated");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "nothing truncated"
+        );
     }
 
     #[test]
@@ -216,6 +223,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut wal, _) = Wal::open(&dir.path().join("wal")).expect("open");
         let big = vec![0u8; MAX_RECORD_BYTES + 1];
-        assert!(matches!(wal.append(&big), Err(LedgerError::TooLarge { .. })));
+        assert!(matches!(
+            wal.append(&big),
+            Err(LedgerError::TooLarge { .. })
+        ));
     }
 }

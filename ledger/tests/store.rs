@@ -36,7 +36,11 @@ fn all_keys(chain: &TestChain) -> Vec<Vec<u8>> {
 }
 
 /// Commit `n` blocks and return them with the model state after each height (index = height).
-fn commit_blocks(store: &Store, chain: &mut TestChain, n: u64) -> Result<(Vec<TestBlock>, Vec<MemoryState>), LedgerError> {
+fn commit_blocks(
+    store: &Store,
+    chain: &mut TestChain,
+    n: u64,
+) -> Result<(Vec<TestBlock>, Vec<MemoryState>), LedgerError> {
     let mut state = MemoryState::new();
     apply_changes(&mut state, &TestChain::genesis_changes());
     let mut models = vec![state.clone()];
@@ -55,7 +59,10 @@ fn genesis_is_idempotent_and_refuses_another_chain() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     assert!(!store.is_initialised());
-    assert!(matches!(store.prepare(&StateChanges::new()), Err(LedgerError::NotInitialised)));
+    assert!(matches!(
+        store.prepare(&StateChanges::new()),
+        Err(LedgerError::NotInitialised)
+    ));
 
     let root = init_test_genesis(&store)?;
     assert_eq!(init_test_genesis(&store)?, root);
@@ -66,12 +73,30 @@ fn genesis_is_idempotent_and_refuses_another_chain() -> TestResult {
     let mut replay = MemoryStateTree::new();
     assert_eq!(replay.apply(&TestChain::genesis_changes())?, root);
 
-    let other_hash = store.init_genesis(TEST_CHAIN_ID, Hash([1; 32]), &TestChain::genesis_changes());
-    assert!(matches!(other_hash, Err(LedgerError::GenesisMismatch { .. })));
-    let other_state = store.init_genesis(TEST_CHAIN_ID, TestChain::genesis_hash(), &StateChanges::new());
-    assert!(matches!(other_state, Err(LedgerError::GenesisMismatch { .. })));
-    let other_chain = store.init_genesis("other", TestChain::genesis_hash(), &TestChain::genesis_changes());
-    assert!(matches!(other_chain, Err(LedgerError::GenesisMismatch { .. })));
+    let other_hash =
+        store.init_genesis(TEST_CHAIN_ID, Hash([1; 32]), &TestChain::genesis_changes());
+    assert!(matches!(
+        other_hash,
+        Err(LedgerError::GenesisMismatch { .. })
+    ));
+    let other_state = store.init_genesis(
+        TEST_CHAIN_ID,
+        TestChain::genesis_hash(),
+        &StateChanges::new(),
+    );
+    assert!(matches!(
+        other_state,
+        Err(LedgerError::GenesisMismatch { .. })
+    ));
+    let other_chain = store.init_genesis(
+        "other",
+        TestChain::genesis_hash(),
+        &TestChain::genesis_changes(),
+    );
+    assert!(matches!(
+        other_chain,
+        Err(LedgerError::GenesisMismatch { .. })
+    ));
     Ok(())
 }
 
@@ -85,7 +110,10 @@ fn commits_blocks_and_reads_everything_back() -> TestResult {
     for built in &blocks {
         let height = built.block.height();
         assert_eq!(store.block(height)?, built.block);
-        assert_eq!(store.block_by_hash(&built.block.hash())?, Some(built.block.clone()));
+        assert_eq!(
+            store.block_by_hash(&built.block.hash())?,
+            Some(built.block.clone())
+        );
         assert_eq!(store.block_height(&built.block.hash())?, Some(height));
         let certificate = store.certificate(height)?;
         assert_eq!(certificate, built.certificate);
@@ -95,12 +123,18 @@ fn commits_blocks_and_reads_everything_back() -> TestResult {
         for (index, tx) in built.block.txs.iter().enumerate() {
             let found = store.tx(&tx.hash())?;
             assert_eq!(found, Some((height, index as u32, tx.clone())));
-            assert_eq!(store.receipt(&tx.hash())?.as_ref(), Some(&built.receipts[index]));
+            assert_eq!(
+                store.receipt(&tx.hash())?.as_ref(),
+                Some(&built.receipts[index])
+            );
         }
     }
     // Block h+1 carries the certificate of block h, and extends it.
     for pair in blocks.windows(2) {
-        assert_eq!(pair[1].block.last_commit.as_ref(), Some(&pair[0].certificate));
+        assert_eq!(
+            pair[1].block.last_commit.as_ref(),
+            Some(&pair[0].certificate)
+        );
         assert_eq!(pair[1].block.header.prev_block_hash, pair[0].block.hash());
     }
     assert_eq!(store.latest_block_hash()?, blocks[4].block.hash());
@@ -115,7 +149,8 @@ fn heights_outside_the_store_are_unavailable() -> TestResult {
     let (_dir, store) = fresh()?;
     let mut chain = TestChain::new(1, 1, KEY_SPACE);
     commit_blocks(&store, &mut chain, 2)?;
-    let unavailable = |r: Result<(), LedgerError>| matches!(r, Err(LedgerError::HeightUnavailable { .. }));
+    let unavailable =
+        |r: Result<(), LedgerError>| matches!(r, Err(LedgerError::HeightUnavailable { .. }));
     assert!(unavailable(store.block(0).map(drop)));
     assert!(unavailable(store.block(3).map(drop)));
     assert!(unavailable(store.certificate(3).map(drop)));
@@ -137,16 +172,26 @@ fn state_reads_match_the_model_at_latest_and_every_past_height() -> TestResult {
     let latest = store.latest_state()?;
     assert_eq!(latest.height(), 8);
     for key in &keys {
-        assert_eq!(latest.get(key)?.as_ref(), models[8].get(key), "latest {key:?}");
+        assert_eq!(
+            latest.get(key)?.as_ref(),
+            models[8].get(key),
+            "latest {key:?}"
+        );
     }
     for (height, model) in models.iter().enumerate() {
         let state = store.state_at(height as u64)?;
         for key in &keys {
-            assert_eq!(state.get(key)?.as_ref(), model.get(key), "height {height} key {key:?}");
+            assert_eq!(
+                state.get(key)?.as_ref(),
+                model.get(key),
+                "height {height} key {key:?}"
+            );
         }
     }
     // Deletions happened and are visible as absence.
-    assert!(models.windows(2).any(|w| w[0].keys().any(|k| !w[1].contains_key(k))));
+    assert!(models
+        .windows(2)
+        .any(|w| w[0].keys().any(|k| !w[1].contains_key(k))));
     Ok(())
 }
 
@@ -185,25 +230,50 @@ fn presence_and_absence_proofs_verify_and_reject_tampering() -> TestResult {
             let decoded = StateProof::decode(&proof.encode())?;
             verify_state_proof(root, key, value.as_deref(), &decoded)?;
 
-            let rejected = |r: Result<(), LedgerError>| matches!(r, Err(LedgerError::InvalidStateProof { .. }));
-            assert!(rejected(verify_state_proof(other_root, key, value.as_deref(), &proof)));
-            assert!(rejected(verify_state_proof(Hash([3; 32]), key, value.as_deref(), &proof)));
+            let rejected = |r: Result<(), LedgerError>| {
+                matches!(r, Err(LedgerError::InvalidStateProof { .. }))
+            };
+            assert!(rejected(verify_state_proof(
+                other_root,
+                key,
+                value.as_deref(),
+                &proof
+            )));
+            assert!(rejected(verify_state_proof(
+                Hash([3; 32]),
+                key,
+                value.as_deref(),
+                &proof
+            )));
             match &value {
                 Some(v) => {
                     present += 1;
                     let mut tampered = v.clone();
                     tampered.push(b'!');
-                    assert!(rejected(verify_state_proof(root, key, Some(&tampered), &proof)));
+                    assert!(rejected(verify_state_proof(
+                        root,
+                        key,
+                        Some(&tampered),
+                        &proof
+                    )));
                     assert!(rejected(verify_state_proof(root, key, None, &proof)));
                 }
                 None => {
                     absent += 1;
-                    assert!(rejected(verify_state_proof(root, key, Some(b"forged"), &proof)));
+                    assert!(rejected(verify_state_proof(
+                        root,
+                        key,
+                        Some(b"forged"),
+                        &proof
+                    )));
                 }
             }
         }
     }
-    assert!(present > 10 && absent > 10, "present {present}, absent {absent}");
+    assert!(
+        present > 10 && absent > 10,
+        "present {present}, absent {absent}"
+    );
     Ok(())
 }
 
@@ -229,8 +299,22 @@ fn commit_refuses_bad_blocks_and_changes_nothing() -> TestResult {
     let prepared = store.prepare(&gap.changes(1))?;
     gap.next_block(prepared.root());
     let block2 = gap.next_block(prepared.root());
-    let err = store.commit(&block2.block, &block2.certificate, &block2.receipts, prepared);
-    assert!(matches!(err, Err(LedgerError::HeightGap { expected: 1, found: 2 })), "{err:?}");
+    let err = store.commit(
+        &block2.block,
+        &block2.certificate,
+        &block2.receipts,
+        prepared,
+    );
+    assert!(
+        matches!(
+            err,
+            Err(LedgerError::HeightGap {
+                expected: 1,
+                found: 2
+            })
+        ),
+        "{err:?}"
+    );
 
     // A header whose state root is not the prepared one.
     let mut wrong_root = chain.clone();
@@ -238,7 +322,13 @@ fn commit_refuses_bad_blocks_and_changes_nothing() -> TestResult {
     let block = wrong_root.next_block(Hash([9; 32]));
     let err = store.commit(&block.block, &block.certificate, &block.receipts, prepared);
     assert!(
-        matches!(err, Err(LedgerError::BlockMismatch { field: "state_root", .. })),
+        matches!(
+            err,
+            Err(LedgerError::BlockMismatch {
+                field: "state_root",
+                ..
+            })
+        ),
         "{err:?}"
     );
 
@@ -251,7 +341,10 @@ fn commit_refuses_bad_blocks_and_changes_nothing() -> TestResult {
         ..block.certificate.clone()
     };
     let err = store.commit(&block.block, &foreign, &block.receipts, prepared);
-    assert!(matches!(err, Err(LedgerError::InvalidCertificate { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(LedgerError::InvalidCertificate { .. })),
+        "{err:?}"
+    );
 
     // Receipts that do not match the txs.
     let mut bad_receipts = chain.clone();
@@ -260,7 +353,10 @@ fn commit_refuses_bad_blocks_and_changes_nothing() -> TestResult {
     let mut receipts = block.receipts.clone();
     receipts.reverse();
     let err = store.commit(&block.block, &block.certificate, &receipts, prepared);
-    assert!(matches!(err, Err(LedgerError::InvalidBlock { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(LedgerError::InvalidBlock { .. })),
+        "{err:?}"
+    );
 
     assert_eq!(store.latest_height(), 0);
     assert_eq!(store.state_root(0)?, genesis_root);
@@ -272,7 +368,10 @@ fn commit_refuses_bad_blocks_and_changes_nothing() -> TestResult {
     good.commit_next(&store)?;
     let block2 = good.next_block(stale.root());
     let err = store.commit(&block2.block, &block2.certificate, &block2.receipts, stale);
-    assert!(matches!(err, Err(LedgerError::StalePreparedState { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(LedgerError::StalePreparedState { .. })),
+        "{err:?}"
+    );
     assert_eq!(store.latest_height(), 1);
     Ok(())
 }
@@ -321,7 +420,9 @@ fn corrupt_stored_bytes_are_reported_not_panicked_on() -> TestResult {
         let db = rocksdb::DB::open_cf(&opts, dir.path(), &cfs)?;
         let blocks = db.cf_handle("blocks").ok_or("no blocks family")?;
         db.put_cf(blocks, 2u64.to_be_bytes(), b"\x01garbage")?;
-        let certificates = db.cf_handle("certificates").ok_or("no certificates family")?;
+        let certificates = db
+            .cf_handle("certificates")
+            .ok_or("no certificates family")?;
         db.put_cf(certificates, 1u64.to_be_bytes(), b"")?;
     }
     let store = Store::open(dir.path())?;
@@ -337,6 +438,9 @@ fn corrupt_stored_bytes_are_reported_not_panicked_on() -> TestResult {
         let blocks = db.cf_handle("blocks").ok_or("no blocks family")?;
         db.delete_cf(blocks, 3u64.to_be_bytes())?;
     }
-    assert!(matches!(Store::open(dir.path()), Err(LedgerError::Corrupt(_))));
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(LedgerError::Corrupt(_))
+    ));
     Ok(())
 }

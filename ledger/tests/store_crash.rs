@@ -53,7 +53,9 @@ impl Writer {
     /// The next `<word> <height>` line; an error if the child exits.
     fn next(&mut self) -> Result<(String, u64), Box<dyn std::error::Error>> {
         let line = self.lines.next().ok_or("writer exited unexpectedly")??;
-        let (word, height) = line.split_once(' ').ok_or_else(|| format!("bad line {line:?}"))?;
+        let (word, height) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("bad line {line:?}"))?;
         Ok((word.to_string(), height.parse()?))
     }
 }
@@ -101,7 +103,11 @@ fn check_store(dir: &std::path::Path, acknowledged: u64, replay: &mut Replay) ->
     );
     replay.grow_to(height + 1)?;
     let h = height as usize;
-    assert_eq!(store.state_root(height)?, replay.roots[h], "state root at {height}");
+    assert_eq!(
+        store.state_root(height)?,
+        replay.roots[h],
+        "state root at {height}"
+    );
     assert_eq!(store.latest_block_hash()?, replay.block_hashes[h]);
     if height > 0 {
         let block = store.block(height)?;
@@ -119,14 +125,23 @@ fn check_store(dir: &std::path::Path, acknowledged: u64, replay: &mut Replay) ->
     // Nothing of the block after the tip is visible.
     assert_eq!(store.block_height(&replay.block_hashes[h + 1])?, None);
     for tx in replay.chain.txs(height + 1) {
-        assert_eq!(store.tx_position(&tx.hash())?, None, "tx of block {} leaked", height + 1);
+        assert_eq!(
+            store.tx_position(&tx.hash())?,
+            None,
+            "tx of block {} leaked",
+            height + 1
+        );
     }
     // The flat state agrees with the tree's value history at the tip.
     let latest = store.latest_state()?;
     let historic = store.state_at(height)?;
     for slot in 0..KEY_SPACE {
         let key = format!("acct/{slot:08}").into_bytes();
-        assert_eq!(latest.get(&key)?, historic.get(&key)?, "key {slot} at {height}");
+        assert_eq!(
+            latest.get(&key)?,
+            historic.get(&key)?,
+            "key {slot} at {height}"
+        );
     }
     Ok(())
 }
@@ -148,7 +163,10 @@ fn sigkill_at_random_moments_never_leaves_half_a_block() -> TestResult {
         let mut writer = Writer::start(dir.path())?;
         let (word, start) = writer.next()?;
         assert_eq!(word, "ready");
-        assert!(start >= acknowledged, "round {round}: restarted at {start} after {acknowledged} acknowledged");
+        assert!(
+            start >= acknowledged,
+            "round {round}: restarted at {start} after {acknowledged} acknowledged"
+        );
         acknowledged = start;
         // Kill after 0..=4 further commits, then a jitter of 0..3 ms.
         let more = rng.gen_range(0..=4u64);
@@ -176,7 +194,12 @@ fn sigkill_at_random_moments_never_leaves_half_a_block() -> TestResult {
         }
         acknowledged = store_height;
     }
-    eprintln!("{KILLS} kills, final height {acknowledged}, {mid_commit_kills} between write and report");
-    assert!(acknowledged >= (KILLS as u64) / 2, "the writer made too little progress: {acknowledged}");
+    eprintln!(
+        "{KILLS} kills, final height {acknowledged}, {mid_commit_kills} between write and report"
+    );
+    assert!(
+        acknowledged >= (KILLS as u64) / 2,
+        "the writer made too little progress: {acknowledged}"
+    );
     Ok(())
 }

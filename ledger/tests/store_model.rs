@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use gongzhi_ledger::state::apply_changes;
 use gongzhi_ledger::store::testkit::{init_test_genesis, TestChain};
 use gongzhi_ledger::store::MemoryStateTree;
-use gongzhi_ledger::{verify_state_proof, LedgerError, MemoryState, StateChanges, StateReader, Store};
+use gongzhi_ledger::{
+    verify_state_proof, LedgerError, MemoryState, StateChanges, StateReader, Store,
+};
 
 /// Keys 0..KEYS as short byte strings: small enough that writes, overwrites and deletes of the
 /// same key are frequent.
@@ -67,12 +69,28 @@ fn check(blocks: &[StateChanges]) -> Result<(), TestCaseError> {
             apply_changes(&mut model, changes);
         }
         let root = a.state_root(height).map_err(fail)?;
-        prop_assert_eq!(root, b.state_root(height).map_err(fail)?, "stores disagree at {}", height);
-        prop_assert_eq!(Some(root), tree.root(height).map_err(fail)?, "memory tree disagrees at {}", height);
+        prop_assert_eq!(
+            root,
+            b.state_root(height).map_err(fail)?,
+            "stores disagree at {}",
+            height
+        );
+        prop_assert_eq!(
+            Some(root),
+            tree.root(height).map_err(fail)?,
+            "memory tree disagrees at {}",
+            height
+        );
         let state = a.state_at(height).map_err(fail)?;
         for k in &keys {
             let value = state.get(k).map_err(fail)?;
-            prop_assert_eq!(value.as_ref(), model.get(k), "height {} key {:?}", height, k);
+            prop_assert_eq!(
+                value.as_ref(),
+                model.get(k),
+                "height {} key {:?}",
+                height,
+                k
+            );
             let (proved, proof) = a.get_with_proof(k, height).map_err(fail)?;
             prop_assert_eq!(&proved, &value);
             verify_state_proof(root, k, proved.as_deref(), &proof).map_err(fail)?;
@@ -91,7 +109,13 @@ fn fail(e: LedgerError) -> TestCaseError {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    // Integration tests have no lib.rs for proptest's regression files: failures print the
+    // minimal case instead.
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn stores_agree_with_each_other_and_the_model(blocks in vec(changes_strategy(), 0..8)) {

@@ -19,8 +19,8 @@ use gongzhi_consensus::{SignedVote, ValidatorSet};
 use gongzhi_contracts::{BlockContext, Genesis};
 use gongzhi_ledger::store::{PreparedState, Store};
 use gongzhi_ledger::{
-    tx, validator_set_hash, Block, Canonical, CommitCertificate, CommitSignature, Hash, Header, LedgerError,
-    PublicKey, Receipt, Timestamp, Tx,
+    tx, validator_set_hash, Block, Canonical, CommitCertificate, CommitSignature, Hash, Header,
+    LedgerError, PublicKey, Receipt, Timestamp, Tx,
 };
 
 /// A block executed against our tip, ready to commit once decided.
@@ -47,11 +47,13 @@ impl Chain {
     /// Open the store in `data_dir`, writing the genesis state on first start.
     pub fn open(data_dir: &Path, genesis: &Genesis) -> Result<Chain> {
         genesis.validate().context("genesis is invalid")?;
-        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let store = Store::open(data_dir.join("blocks"))
             .with_context(|| format!("cannot open the block store in {}", data_dir.display()))?;
         let hash = genesis.hash();
-        let changes = gongzhi_contracts::genesis_changes(genesis).context("cannot build the genesis state")?;
+        let changes = gongzhi_contracts::genesis_changes(genesis)
+            .context("cannot build the genesis state")?;
         store
             .init_genesis(&genesis.chain_id, hash, &changes)
             .context("this data directory belongs to another chain")?;
@@ -141,7 +143,12 @@ impl Chain {
         })
     }
 
-    fn execute(&self, height: u64, time: Timestamp, txs: &[Tx]) -> Result<(Vec<Receipt>, PreparedState, ValidatorSet)> {
+    fn execute(
+        &self,
+        height: u64,
+        time: Timestamp,
+        txs: &[Tx],
+    ) -> Result<(Vec<Receipt>, PreparedState, ValidatorSet)> {
         let state = self.store.latest_state()?;
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
@@ -160,29 +167,53 @@ impl Chain {
 
     /// Check a block proposed by a peer for `latest + 1` and execute it. `now` bounds its time
     /// (`None` when replaying history, where only monotonicity is checked).
-    pub fn execute_proposal(&self, block: Block, now: Option<(Timestamp, u64)>) -> Result<Executed> {
+    pub fn execute_proposal(
+        &self,
+        block: Block,
+        now: Option<(Timestamp, u64)>,
+    ) -> Result<Executed> {
         block.validate_basic(&self.chain_id)?;
         let height = self.height() + 1;
         let header = &block.header;
         if header.height != height {
-            bail!("block is for height {}, the next height here is {height}", header.height);
+            bail!(
+                "block is for height {}, the next height here is {height}",
+                header.height
+            );
         }
         let prev = self.prev_hash()?;
         if header.prev_block_hash != prev {
-            return Err(mismatch(height, "prev_block_hash", header.prev_block_hash, prev));
+            return Err(mismatch(
+                height,
+                "prev_block_hash",
+                header.prev_block_hash,
+                prev,
+            ));
         }
         let latest_time = self.latest_time()?;
         if header.time <= latest_time {
-            bail!("block time {} is not after the previous block's {latest_time}", header.time);
+            bail!(
+                "block time {} is not after the previous block's {latest_time}",
+                header.time
+            );
         }
         if let Some((now, drift)) = now {
             if header.time > now.plus_millis(drift) {
-                bail!("block time {} is more than {drift} ms ahead of this node's clock ({now})", header.time);
+                bail!(
+                    "block time {} is more than {drift} ms ahead of this node's clock ({now})",
+                    header.time
+                );
             }
         }
         let set = self.next_validator_set()?;
-        if set.get(&gongzhi_consensus::ValidatorId(header.proposer.0)).is_none() {
-            bail!("proposer {} is not a validator at height {height}", header.proposer);
+        if set
+            .get(&gongzhi_consensus::ValidatorId(header.proposer.0))
+            .is_none()
+        {
+            bail!(
+                "proposer {} is not a validator at height {height}",
+                header.proposer
+            );
         }
         if let Some(last) = &block.last_commit {
             last.verify(&self.chain_id, &self.validator_set_at(height - 1)?)?;
@@ -191,9 +222,21 @@ impl Chain {
         let (receipts, prepared, next_set) = self.execute(height, header.time, &block.txs)?;
         let checks = [
             ("state_root", header.state_root, prepared.root()),
-            ("receipts_root", header.receipts_root, Block::compute_receipts_root(&receipts)),
-            ("validator_set_hash", header.validator_set_hash, validator_set_hash(&set)),
-            ("next_validator_set_hash", header.next_validator_set_hash, validator_set_hash(&next_set)),
+            (
+                "receipts_root",
+                header.receipts_root,
+                Block::compute_receipts_root(&receipts),
+            ),
+            (
+                "validator_set_hash",
+                header.validator_set_hash,
+                validator_set_hash(&set),
+            ),
+            (
+                "next_validator_set_hash",
+                header.next_validator_set_hash,
+                validator_set_hash(&next_set),
+            ),
         ];
         for (field, expected, found) in checks {
             if expected != found {
@@ -210,7 +253,12 @@ impl Chain {
     /// Commit an executed block with the certificate that decided it.
     pub fn commit(&self, executed: Executed, certificate: &CommitCertificate) -> Result<()> {
         self.store
-            .commit(&executed.block, certificate, &executed.receipts, executed.prepared)
+            .commit(
+                &executed.block,
+                certificate,
+                &executed.receipts,
+                executed.prepared,
+            )
             .context("commit failed")?;
         Ok(())
     }
@@ -239,10 +287,15 @@ impl Chain {
         let mut bytes = 0usize;
         let mut height = from.max(1);
         while height <= latest && out.len() < max as usize {
-            let (Ok(block), Ok(cert)) = (self.store.block(height), self.store.certificate(height)) else {
+            let (Ok(block), Ok(cert)) = (self.store.block(height), self.store.certificate(height))
+            else {
                 break;
             };
-            let encoded = SyncedBlock { block, certificate: cert }.encode();
+            let encoded = SyncedBlock {
+                block,
+                certificate: cert,
+            }
+            .encode();
             bytes += encoded.len();
             if !out.is_empty() && bytes > max_bytes {
                 break;
@@ -269,7 +322,12 @@ impl Canonical for SyncedBlock {
 }
 
 /// Turn the core's decision (precommits) into a ledger certificate.
-pub fn certificate_from_votes(height: u64, round: u32, block_hash: Hash, votes: &[SignedVote]) -> CommitCertificate {
+pub fn certificate_from_votes(
+    height: u64,
+    round: u32,
+    block_hash: Hash,
+    votes: &[SignedVote],
+) -> CommitCertificate {
     let mut signatures: Vec<CommitSignature> = votes
         .iter()
         .map(|v| CommitSignature {

@@ -220,9 +220,11 @@ impl NodeConfig {
                 home.display()
             )
         })?;
-        let config: NodeConfig =
-            toml::from_str(&text).with_context(|| format!("{} is not a valid config", path.display()))?;
-        config.validate().with_context(|| format!("in {}", path.display()))?;
+        let config: NodeConfig = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid config", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
         Ok(config)
     }
 

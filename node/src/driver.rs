@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use gongzhi_consensus::{
-    Consensus, ConsensusConfig, Height, Input, Output, SafetyModule, SafetyState, SignedProposal, SignedVote,
-    ValueId,
+    Consensus, ConsensusConfig, Height, Input, Output, SafetyModule, SafetyState, SignedProposal,
+    SignedVote, ValueId,
 };
 use gongzhi_ledger::wal::Wal;
 use gongzhi_ledger::{Block, Canonical, CommitCertificate, Hash, PublicKey, Timestamp};
@@ -92,7 +92,8 @@ pub struct DriverHandles {
 
 enum Event {
     Timeout(Input),
-    Synced(Vec<SyncedBlock>),
+    /// Blocks fetched from a peer, and the height that peer reported.
+    Synced(Vec<SyncedBlock>, u64),
     SyncFailed,
 }
 
@@ -128,7 +129,10 @@ pub struct Driver {
     /// Next height to start, when waiting for txs.
     pending_start: Option<u64>,
     last_commit_at: Instant,
+    /// A sync request is in flight.
     syncing: bool,
+    /// Known to be more than two blocks behind a peer (what `Status.syncing` reports).
+    catching_up: bool,
     last_progress: Instant,
     status: watch::Sender<NodeStatus>,
     commits: broadcast::Sender<Committed>,
@@ -181,10 +185,14 @@ impl Driver {
         let chain_id = parts.chain.chain_id().to_string();
         let (core, wal, our_key) = match parts.validator_key {
             Some(key) => {
-                let (wal, contents) = Wal::open(&parts.wal_path)
-                    .with_context(|| format!("cannot open the consensus WAL {}", parts.wal_path.display()))?;
+                let (wal, contents) = Wal::open(&parts.wal_path).with_context(|| {
+                    format!("cannot open the consensus WAL {}", parts.wal_path.display())
+                })?;
                 if contents.truncated_bytes > 0 {
-                    tracing::warn!(bytes = contents.truncated_bytes, "truncated a torn record at the end of the WAL");
+                    tracing::warn!(
+                        bytes = contents.truncated_bytes,
+                        "truncated a torn record at the end of the WAL"
+                    );
                 }
                 let safety: SafetyState = match contents.records.last() {
                     Some(bytes) => postcard::from_bytes(bytes).context(
@@ -231,6 +239,7 @@ impl Driver {
             pending_start: Some(height + 1),
             last_commit_at: Instant::now(),
             syncing: false,
+            catching_up: false,
             last_progress: Instant::now(),
             status: status_tx,
             commits: commits.clone(),
@@ -257,7 +266,11 @@ impl Driver {
     ) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut sync_tick = tokio::time::interval(Duration::from_millis(if self.core.is_some() { 1000 } else { 250 }));
+        let mut sync_tick = tokio::time::interval(Duration::from_millis(if self.core.is_some() {
+            1000
+        } else {
+            250
+        }));
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -295,14 +308,18 @@ impl Driver {
                 .map(|b| (b.hash(), b.header.time))
                 .unwrap_or_default(),
         };
-        let round = self.core.as_ref().and_then(|c| c.round()).map_or(0, |r| r.0);
+        let round = self
+            .core
+            .as_ref()
+            .and_then(|c| c.round())
+            .map_or(0, |r| r.0);
         self.status.send_replace(NodeStatus {
             height,
             block_hash,
             block_time,
             round,
             peers: self.peers.len(),
-            syncing: self.syncing,
+            syncing: self.catching_up,
         });
     }
 
@@ -317,7 +334,9 @@ impl Driver {
             }
             NetworkEvent::Consensus { from, bytes, .. } => match ConsensusWire::decode(&bytes) {
                 Ok(message) => self.on_consensus_message(message)?,
-                Err(e) => tracing::warn!(peer = %from, error = %e, "dropped malformed consensus message"),
+                Err(e) => {
+                    tracing::warn!(peer = %from, error = %e, "dropped malformed consensus message")
+                }
             },
             NetworkEvent::ListeningOn(address) => tracing::info!(%address, "listening for peers"),
             NetworkEvent::PeerConnected(peer) => {
@@ -350,7 +369,10 @@ impl Driver {
             ConsensusWire::Proposal { proposal, block } => {
                 let value = proposal.proposal.value;
                 if block.hash().0 != value.0 {
-                    tracing::warn!(height, "dropped proposal whose block does not match its hash");
+                    tracing::warn!(
+                        height,
+                        "dropped proposal whose block does not match its hash"
+                    );
                     return Ok(());
                 }
                 // Keep blocks for the next two heights (a validator finishing height h may already
@@ -374,7 +396,7 @@ impl Driver {
     fn on_event(&mut self, event: Event) -> Result<()> {
         match event {
             Event::Timeout(input) => self.feed(input),
-            Event::Synced(blocks) => {
+            Event::Synced(blocks, peer_height) => {
                 self.syncing = false;
                 let mut applied = Vec::new();
                 for synced in blocks {
@@ -384,7 +406,9 @@ impl Driver {
                     }
                     let txs = synced.block.txs.clone();
                     let hash = synced.block.hash();
-                    match tokio::task::block_in_place(|| self.chain.apply_synced(synced.block, &synced.certificate)) {
+                    match tokio::task::block_in_place(|| {
+                        self.chain.apply_synced(synced.block, &synced.certificate)
+                    }) {
                         Ok(()) => {
                             tracing::info!(height, "synced block");
                             self.last_commit = Some(synced.certificate);
@@ -411,6 +435,11 @@ impl Driver {
                     let next = self.chain.height() + 1;
                     self.start_height(next)?;
                 }
+                self.catching_up = peer_height > self.chain.height() + 2;
+                self.metrics.syncing.store(
+                    u64::from(self.catching_up),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 self.publish_status();
                 Ok(())
             }
@@ -425,22 +454,28 @@ impl Driver {
         let Some(next) = self.pending_start else {
             return Ok(());
         };
-        let has_txs = !self.mempool.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        let has_txs = !self
+            .mempool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
         let interval = self.config.empty_block_interval_ms;
-        let idle_due = interval > 0 && self.last_commit_at.elapsed() >= Duration::from_millis(interval);
-        if has_txs || idle_due || next == 1 && interval > 0 {
+        let idle_due =
+            interval > 0 && self.last_commit_at.elapsed() >= Duration::from_millis(interval);
+        if has_txs || idle_due {
             self.start_height(next)?;
         }
         Ok(())
     }
 
+    /// Start consensus at `height` (always the chain's next height) unless the core is there.
     fn start_height(&mut self, height: u64) -> Result<()> {
-        if self.pending_start.is_none_or(|h| h > height) && self.core.as_ref().and_then(|c| c.height()) >= Some(Height(height)) {
-            return Ok(());
-        }
         self.pending_start = None;
         self.last_progress = Instant::now();
-        if self.core.is_none() {
+        let Some(core) = self.core.as_ref() else {
+            return Ok(()); // observers follow by sync only
+        };
+        if core.height().is_some_and(|h| h.0 >= height) {
             return Ok(());
         }
         let validators = self.chain.next_validator_set()?;
@@ -466,7 +501,8 @@ impl Driver {
             Output::PersistSafetyState(state) => {
                 let bytes = postcard::to_stdvec(&state).context("cannot encode safety state")?;
                 if let Some(wal) = self.wal.as_mut() {
-                    wal.append(&bytes).context("cannot persist the safety state; stopping before signing")?;
+                    wal.append(&bytes)
+                        .context("cannot persist the safety state; stopping before signing")?;
                 }
             }
             Output::BroadcastProposal(proposal) => {
@@ -492,12 +528,20 @@ impl Driver {
                 let events = self.events_tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(duration).await;
-                    let _ = events.send(Event::Timeout(Input::TimeoutElapsed { kind, height, round }));
+                    let _ = events.send(Event::Timeout(Input::TimeoutElapsed {
+                        kind,
+                        height,
+                        round,
+                    }));
                 });
             }
             Output::RequestValue { height, round } => {
                 let value = self.build_block()?;
-                self.feed(Input::ValueReady { height, round, value })?;
+                self.feed(Input::ValueReady {
+                    height,
+                    round,
+                    value,
+                })?;
             }
             Output::VerifyValue { height, value, .. } => self.verify_value(height, value)?,
             Output::Decide {
@@ -511,7 +555,9 @@ impl Driver {
                 self.try_commit_undelivered()?;
             }
             Output::Evidence(evidence) => {
-                self.metrics.evidence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .evidence
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
                     validator = ?evidence.first.vote.validator,
                     height = evidence.first.vote.height.0,
@@ -526,14 +572,23 @@ impl Driver {
     fn build_block(&mut self) -> Result<ValueId> {
         let txs = {
             let pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
-            pool.reap(self.config.max_block_txs, self.config.max_block_bytes, self.accounts.as_ref())
+            pool.reap(
+                self.config.max_block_txs,
+                self.config.max_block_bytes,
+                self.accounts.as_ref(),
+            )
         };
         let proposer = self.our_key.context("only validators build blocks")?;
         let executed = tokio::task::block_in_place(|| {
-            self.chain.build_block(txs, now(), proposer, self.last_commit.clone())
+            self.chain
+                .build_block(txs, now(), proposer, self.last_commit.clone())
         })?;
         let value = ValueId(executed.block.hash().0);
-        tracing::debug!(height = executed.block.header.height, txs = executed.block.txs.len(), "built block");
+        tracing::debug!(
+            height = executed.block.header.height,
+            txs = executed.block.txs.len(),
+            "built block"
+        );
         self.executed.insert(value, executed);
         Ok(value)
     }
@@ -543,7 +598,9 @@ impl Driver {
             true
         } else if let Some(block) = self.blocks.get(&value).cloned() {
             let drift = self.config.max_clock_drift_ms;
-            match tokio::task::block_in_place(|| self.chain.execute_proposal(block, Some((now(), drift)))) {
+            match tokio::task::block_in_place(|| {
+                self.chain.execute_proposal(block, Some((now(), drift)))
+            }) {
                 Ok(executed) => {
                     self.executed.insert(value, executed);
                     true
@@ -557,7 +614,11 @@ impl Driver {
             self.awaiting.insert(value, height);
             return Ok(());
         };
-        self.feed(Input::ValueVerified { height, value, valid })
+        self.feed(Input::ValueVerified {
+            height,
+            value,
+            valid,
+        })
     }
 
     fn try_commit_undelivered(&mut self) -> Result<()> {
@@ -566,20 +627,35 @@ impl Driver {
         };
         if !self.executed.contains_key(&value) {
             if let Some(block) = self.blocks.get(&value).cloned() {
-                if let Ok(executed) = tokio::task::block_in_place(|| self.chain.execute_proposal(block, None)) {
+                if let Ok(executed) =
+                    tokio::task::block_in_place(|| self.chain.execute_proposal(block, None))
+                {
                     self.executed.insert(value, executed);
                 }
             }
         }
         let Some(executed) = self.executed.remove(&value) else {
-            tracing::info!(height = cert.height, "decided a block we do not have yet; waiting for it or for sync");
+            tracing::info!(
+                height = cert.height,
+                "decided a block we do not have yet; waiting for it or for sync"
+            );
             self.undelivered = Some((value, cert));
             return Ok(());
         };
         let txs = executed.block.txs.clone();
         let height = executed.block.header.height;
         tokio::task::block_in_place(|| self.chain.commit(executed, &cert))?;
-        self.metrics.committed_txs.fetch_add(txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics
+                .committed_txs
+                .fetch_add(txs.len() as u64, Relaxed);
+            self.metrics.committed_blocks.fetch_add(1, Relaxed);
+            let interval = self.last_commit_at.elapsed().as_millis() as u64;
+            self.metrics
+                .block_interval_ms_sum
+                .fetch_add(interval, Relaxed);
+        }
         {
             let mut pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
             pool.update(&txs, self.accounts.as_ref());
@@ -608,7 +684,8 @@ impl Driver {
         self.metrics.set_height(height);
         if let (Some(wal), Some(core)) = (self.wal.as_mut(), self.core.as_ref()) {
             // Compact: the records of committed heights are no longer needed; keep the state.
-            let state = postcard::to_stdvec(core.safety_state()).context("cannot encode safety state")?;
+            let state =
+                postcard::to_stdvec(core.safety_state()).context("cannot encode safety state")?;
             wal.clear()?;
             wal.append(&state)?;
         }
@@ -638,7 +715,7 @@ impl Driver {
                     }
                 }
             }
-            let Some((_, peer)) = best else {
+            let Some((peer_height, peer)) = best else {
                 let _ = events.send(Event::SyncFailed);
                 return;
             };
@@ -654,7 +731,7 @@ impl Driver {
                             }
                         }
                     }
-                    let _ = events.send(Event::Synced(blocks));
+                    let _ = events.send(Event::Synced(blocks, peer_height));
                 }
                 Err(e) => {
                     tracing::debug!(peer = %peer, error = %e, "block sync request failed");

@@ -38,10 +38,14 @@ pub enum MempoolError {
         found: String,
     },
     /// Signature does not verify.
-    #[error("signature does not verify for signer {0}; sign the exact bytes with the signer's key")]
+    #[error(
+        "signature does not verify for signer {0}; sign the exact bytes with the signer's key"
+    )]
     BadSignature(PublicKey),
     /// Signer is not a current member's key.
-    #[error("signer {0} is not an operator key of any active organisation; ask governance to admit it")]
+    #[error(
+        "signer {0} is not an operator key of any active organisation; ask governance to admit it"
+    )]
     UnknownSigner(PublicKey),
     /// Nonce already used.
     #[error("nonce {nonce} was already used by {signer} (next usable nonce is {next}); this looks like a replay")]
@@ -146,7 +150,11 @@ impl Mempool {
     }
 
     /// Decode and admit raw tx bytes (from a client or a peer).
-    pub fn admit_bytes(&mut self, bytes: &[u8], accounts: &dyn AccountView) -> Result<Hash, MempoolError> {
+    pub fn admit_bytes(
+        &mut self,
+        bytes: &[u8],
+        accounts: &dyn AccountView,
+    ) -> Result<Hash, MempoolError> {
         if bytes.len() > self.limits.max_tx_bytes {
             return Err(MempoolError::TooLarge {
                 size: bytes.len(),
@@ -158,7 +166,12 @@ impl Mempool {
     }
 
     /// Admit a decoded tx whose encoding is `size` bytes.
-    pub fn admit(&mut self, tx: Tx, size: usize, accounts: &dyn AccountView) -> Result<Hash, MempoolError> {
+    pub fn admit(
+        &mut self,
+        tx: Tx,
+        size: usize,
+        accounts: &dyn AccountView,
+    ) -> Result<Hash, MempoolError> {
         if size > self.limits.max_tx_bytes {
             return Err(MempoolError::TooLarge {
                 size,
@@ -188,7 +201,11 @@ impl Mempool {
             });
         }
         let queue_len = self.by_signer.get(&signer).map_or(0, BTreeMap::len);
-        if self.by_signer.get(&signer).is_some_and(|q| q.contains_key(&nonce)) {
+        if self
+            .by_signer
+            .get(&signer)
+            .is_some_and(|q| q.contains_key(&nonce))
+        {
             return Err(MempoolError::NoncePending { signer, nonce });
         }
         if queue_len >= self.limits.max_txs_per_signer {
@@ -250,7 +267,8 @@ impl Mempool {
         // Round-robin across signers so one busy signer cannot starve the others.
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        let mut cursors: Vec<std::slice::Iter<'_, &Pending>> = runs.iter().map(|(_, r)| r.iter()).collect();
+        let mut cursors: Vec<std::slice::Iter<'_, &Pending>> =
+            runs.iter().map(|(_, r)| r.iter()).collect();
         let mut progressed = true;
         while progressed && out.len() < max_txs {
             progressed = false;
@@ -318,7 +336,11 @@ mod tests {
     fn setup() -> (Mempool, Keypair, Accounts) {
         let key = Keypair::from_secret([3; 32]);
         let accounts = Accounts(BTreeMap::from([(key.public(), 0)]));
-        (Mempool::new("test-chain", MempoolSection::default()), key, accounts)
+        (
+            Mempool::new("test-chain", MempoolSection::default()),
+            key,
+            accounts,
+        )
     }
 
     fn admit(pool: &mut Mempool, tx: Tx, accounts: &Accounts) -> Result<Hash, MempoolError> {
@@ -331,22 +353,46 @@ mod tests {
         let (mut pool, key, accounts) = setup();
         let ok = Tx::sign(&key, "test-chain", 1, vec![1]);
         assert!(admit(&mut pool, ok.clone(), &accounts).is_ok());
-        assert_eq!(admit(&mut pool, ok.clone(), &accounts), Err(MempoolError::Duplicate(ok.hash())));
+        assert_eq!(
+            admit(&mut pool, ok.clone(), &accounts),
+            Err(MempoolError::Duplicate(ok.hash()))
+        );
         let same_nonce = Tx::sign(&key, "test-chain", 1, vec![2]);
-        assert!(matches!(admit(&mut pool, same_nonce, &accounts), Err(MempoolError::NoncePending { nonce: 1, .. })));
+        assert!(matches!(
+            admit(&mut pool, same_nonce, &accounts),
+            Err(MempoolError::NoncePending { nonce: 1, .. })
+        ));
         let wrong_chain = Tx::sign(&key, "other", 2, vec![1]);
-        assert!(matches!(admit(&mut pool, wrong_chain, &accounts), Err(MempoolError::WrongChain { .. })));
+        assert!(matches!(
+            admit(&mut pool, wrong_chain, &accounts),
+            Err(MempoolError::WrongChain { .. })
+        ));
         let stranger = Tx::sign(&Keypair::from_secret([9; 32]), "test-chain", 1, vec![1]);
-        assert!(matches!(admit(&mut pool, stranger, &accounts), Err(MempoolError::UnknownSigner(_))));
+        assert!(matches!(
+            admit(&mut pool, stranger, &accounts),
+            Err(MempoolError::UnknownSigner(_))
+        ));
         let mut forged = Tx::sign(&key, "test-chain", 2, vec![1]);
         forged.body.call = vec![2];
-        assert!(matches!(admit(&mut pool, forged, &accounts), Err(MempoolError::BadSignature(_))));
+        assert!(matches!(
+            admit(&mut pool, forged, &accounts),
+            Err(MempoolError::BadSignature(_))
+        ));
         let big = Tx::sign(&key, "test-chain", 3, vec![0; 70_000]);
-        assert!(matches!(admit(&mut pool, big, &accounts), Err(MempoolError::TooLarge { .. })));
-        assert!(matches!(pool.admit_bytes(&[1, 2, 3], &accounts), Err(MempoolError::Malformed(_))));
+        assert!(matches!(
+            admit(&mut pool, big, &accounts),
+            Err(MempoolError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            pool.admit_bytes(&[1, 2, 3], &accounts),
+            Err(MempoolError::Malformed(_))
+        ));
         let used = Accounts(BTreeMap::from([(key.public(), 5)]));
         let replay = Tx::sign(&key, "test-chain", 5, vec![1]);
-        assert!(matches!(admit(&mut pool, replay, &used), Err(MempoolError::NonceUsed { next: 6, .. })));
+        assert!(matches!(
+            admit(&mut pool, replay, &used),
+            Err(MempoolError::NonceUsed { next: 6, .. })
+        ));
         assert_eq!(pool.len(), 1);
     }
 
@@ -354,15 +400,28 @@ mod tests {
     fn reap_takes_gap_free_runs_and_update_drops_stale() {
         let (mut pool, key, mut accounts) = setup();
         for nonce in [1, 2, 4] {
-            admit(&mut pool, Tx::sign(&key, "test-chain", nonce, vec![]), &accounts).expect("admit");
+            admit(
+                &mut pool,
+                Tx::sign(&key, "test-chain", nonce, vec![]),
+                &accounts,
+            )
+            .expect("admit");
         }
-        let reaped: Vec<u64> = pool.reap(100, usize::MAX, &accounts).iter().map(|t| t.body.nonce).collect();
+        let reaped: Vec<u64> = pool
+            .reap(100, usize::MAX, &accounts)
+            .iter()
+            .map(|t| t.body.nonce)
+            .collect();
         assert_eq!(reaped, vec![1, 2], "nonce 4 waits for 3");
         let block = pool.reap(1, usize::MAX, &accounts);
         accounts.0.insert(key.public(), 1);
         pool.update(&block, &accounts);
         assert_eq!(pool.len(), 2);
-        let reaped: Vec<u64> = pool.reap(100, usize::MAX, &accounts).iter().map(|t| t.body.nonce).collect();
+        let reaped: Vec<u64> = pool
+            .reap(100, usize::MAX, &accounts)
+            .iter()
+            .map(|t| t.body.nonce)
+            .collect();
         assert_eq!(reaped, vec![2]);
     }
 
@@ -377,9 +436,17 @@ mod tests {
         };
         let mut pool = Mempool::new("test-chain", limits);
         for nonce in 1..=2 {
-            admit(&mut pool, Tx::sign(&key, "test-chain", nonce, vec![]), &accounts).expect("admit");
+            admit(
+                &mut pool,
+                Tx::sign(&key, "test-chain", nonce, vec![]),
+                &accounts,
+            )
+            .expect("admit");
         }
         let third = Tx::sign(&key, "test-chain", 3, vec![]);
-        assert!(matches!(admit(&mut pool, third, &accounts), Err(MempoolError::SignerQueueFull { .. })));
+        assert!(matches!(
+            admit(&mut pool, third, &accounts),
+            Err(MempoolError::SignerQueueFull { .. })
+        ));
     }
 }

@@ -86,31 +86,81 @@ impl Metrics {
             let _ = writeln!(out, "# HELP gongzhi_{name} {help}\n# TYPE gongzhi_{name} {kind}\ngongzhi_{name} {value}");
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        metric("height", "gauge", "Latest committed block height.", load(&self.height));
-        metric("round", "gauge", "Current consensus round.", load(&self.round));
+        metric(
+            "height",
+            "gauge",
+            "Latest committed block height.",
+            load(&self.height),
+        );
+        metric(
+            "round",
+            "gauge",
+            "Current consensus round.",
+            load(&self.round),
+        );
         metric("peers", "gauge", "Connected peers.", load(&self.peers));
-        metric("mempool_txs", "gauge", "Transactions waiting in the mempool.", load(&self.mempool_txs));
-        metric("mempool_bytes", "gauge", "Bytes waiting in the mempool.", load(&self.mempool_bytes));
-        metric("committed_txs_total", "counter", "Transactions committed since start.", load(&self.committed_txs));
-        metric("committed_blocks_total", "counter", "Blocks committed since start.", load(&self.committed_blocks));
+        metric(
+            "mempool_txs",
+            "gauge",
+            "Transactions waiting in the mempool.",
+            load(&self.mempool_txs),
+        );
+        metric(
+            "mempool_bytes",
+            "gauge",
+            "Bytes waiting in the mempool.",
+            load(&self.mempool_bytes),
+        );
+        metric(
+            "committed_txs_total",
+            "counter",
+            "Transactions committed since start.",
+            load(&self.committed_txs),
+        );
+        metric(
+            "committed_blocks_total",
+            "counter",
+            "Blocks committed since start.",
+            load(&self.committed_blocks),
+        );
         metric(
             "block_interval_milliseconds_sum",
             "counter",
             "Sum of intervals between committed blocks (divide by committed_blocks_total).",
             load(&self.block_interval_ms_sum),
         );
-        metric("evidence_total", "counter", "Equivocations (double votes) observed.", load(&self.evidence));
-        metric("syncing", "gauge", "1 while catching up by block sync.", load(&self.syncing));
-        metric("checks_total", "counter", "Authorisation checks served.", load(&self.checks));
-        metric("uptime_seconds", "gauge", "Seconds since the node started.", self.started.elapsed().as_secs());
+        metric(
+            "evidence_total",
+            "counter",
+            "Equivocations (double votes) observed.",
+            load(&self.evidence),
+        );
+        metric(
+            "syncing",
+            "gauge",
+            "1 while catching up by block sync.",
+            load(&self.syncing),
+        );
+        metric(
+            "checks_total",
+            "counter",
+            "Authorisation checks served.",
+            load(&self.checks),
+        );
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the node started.",
+            self.started.elapsed().as_secs(),
+        );
         out
     }
 
     /// Serve `/metrics` on `listen` until the task is dropped.
     pub async fn serve(self: Arc<Self>, listen: &str) -> Result<()> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {listen} (in use? change [metrics] listen)"))?;
+        let listener = TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen for metrics on {listen} (in use? change [metrics] listen)")
+        })?;
         tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
@@ -128,7 +178,8 @@ impl Metrics {
                             body.len()
                         )
                     } else {
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_string()
                     };
                     let _ = socket.write_all(response.as_bytes()).await;
                 });

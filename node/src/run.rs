@@ -13,15 +13,17 @@ use crate::accounts::LatestAccounts;
 use crate::chain::Chain;
 use crate::config::{NodeConfig, Role};
 use crate::driver::{Driver, DriverParts};
-use gongzhi_ledger::keyfile;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::network::{self, BlockSource, Network, NetworkConfig, PeerAddress};
+use gongzhi_ledger::keyfile;
 
 /// Load a genesis file (TOML).
 pub fn load_genesis(path: &Path) -> Result<Genesis> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read genesis file {}", path.display()))?;
-    let genesis: Genesis = toml::from_str(&text).with_context(|| format!("{} is not a valid genesis file", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read genesis file {}", path.display()))?;
+    let genesis: Genesis = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid genesis file", path.display()))?;
     genesis
         .validate()
         .with_context(|| format!("genesis file {} is invalid", path.display()))?;
@@ -37,7 +39,8 @@ impl BlockSource for ChainBlocks {
     }
 
     fn blocks(&self, from: u64, max: u32) -> Vec<Vec<u8>> {
-        self.0.blocks_for_sync(from, max, network::DEFAULT_MAX_RESPONSE_BYTES)
+        self.0
+            .blocks_for_sync(from, max, network::DEFAULT_MAX_RESPONSE_BYTES)
     }
 }
 
@@ -82,14 +85,18 @@ pub async fn start(home: &Path) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     metrics.set_height(chain.height());
     let accounts = Arc::new(LatestAccounts::new(chain.clone()));
-    let mempool = Arc::new(Mutex::new(Mempool::new(&genesis.chain_id, config.mempool.clone())));
+    let mempool = Arc::new(Mutex::new(Mempool::new(
+        &genesis.chain_id,
+        config.mempool.clone(),
+    )));
 
     let mut net_config = NetworkConfig::new(genesis.chain_id.clone(), node_key.secret_bytes());
-    net_config.listen_addrs = vec![config
-        .p2p
-        .listen
-        .parse()
-        .with_context(|| format!("[p2p] listen = {:?} is not a multiaddress", config.p2p.listen))?];
+    net_config.listen_addrs = vec![config.p2p.listen.parse().with_context(|| {
+        format!(
+            "[p2p] listen = {:?} is not a multiaddress",
+            config.p2p.listen
+        )
+    })?];
     net_config.peers = config
         .p2p
         .peers
@@ -146,13 +153,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -43,7 +43,10 @@ fn export_from_a_stopped_node_home() {
         .read_exact(&mut header)
         .unwrap();
     assert_eq!(header[..8], MAGIC);
-    assert_eq!(u32::from_le_bytes(header[8..].try_into().unwrap()), FORMAT_VERSION);
+    assert_eq!(
+        u32::from_le_bytes(header[8..].try_into().unwrap()),
+        FORMAT_VERSION
+    );
 
     let replayed = audit_common::replay(&out).unwrap();
     assert_eq!(replayed.blocks, height);
@@ -53,7 +56,16 @@ fn export_from_a_stopped_node_home() {
 fn export_refuses_a_home_without_a_chain() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("config.toml"), CONFIG_TEMPLATE).unwrap();
-    std::fs::write(home.path().join("genesis.toml"), toml::to_string(&demo_genesis()).unwrap()).unwrap();
-    let err = export_home(home.path(), &home.path().join("x.gzaudit"), &mut Progress::silent()).unwrap_err();
+    std::fs::write(
+        home.path().join("genesis.toml"),
+        toml::to_string(&demo_genesis()).unwrap(),
+    )
+    .unwrap();
+    let err = export_home(
+        home.path(),
+        &home.path().join("x.gzaudit"),
+        &mut Progress::silent(),
+    )
+    .unwrap_err();
     assert!(matches!(err, ExportError::NotInitialised { .. }), "{err}");
 }

@@ -35,7 +35,14 @@ fn changed_tx_byte_is_a_bad_signature() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, ReplayError::TxBadSignature { height: 2, tx_index: 1, .. }),
+        matches!(
+            err,
+            ReplayError::TxBadSignature {
+                height: 2,
+                tx_index: 1,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("block 2 tx #1"), "{err}");
@@ -49,7 +56,14 @@ fn changed_signature_is_caught() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, ReplayError::TxBadSignature { height: 7, tx_index: 4, .. }),
+        matches!(
+            err,
+            ReplayError::TxBadSignature {
+                height: 7,
+                tx_index: 4,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -61,7 +75,10 @@ fn changed_header_field_breaks_the_certificate() {
         blocks[3].block.header.time.0 += 1;
     })
     .unwrap_err();
-    assert!(matches!(err, ReplayError::CertificateWrongBlock { height: 4, .. }), "{err}");
+    assert!(
+        matches!(err, ReplayError::CertificateWrongBlock { height: 4, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("header was altered"), "{err}");
 }
 
@@ -101,7 +118,9 @@ fn certificate_signed_by_a_non_validator_is_caught() {
     })
     .unwrap_err();
     match &err {
-        ReplayError::CertificateSignerNotValidator { height: 3, signer, .. } => assert_eq!(*signer, outsider.public()),
+        ReplayError::CertificateSignerNotValidator {
+            height: 3, signer, ..
+        } => assert_eq!(*signer, outsider.public()),
         other => panic!("expected a non-validator signer at 3, got {other}"),
     }
 }
@@ -141,7 +160,16 @@ fn dropped_block_is_a_gap() {
         blocks.remove(3);
     })
     .unwrap_err();
-    assert!(matches!(err, ReplayError::HeightGap { expected: 4, found: 5 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ReplayError::HeightGap {
+                expected: 4,
+                found: 5
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -151,7 +179,16 @@ fn swapped_blocks_are_caught() {
         blocks.swap(5, 6);
     })
     .unwrap_err();
-    assert!(matches!(err, ReplayError::HeightGap { expected: 6, found: 7 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ReplayError::HeightGap {
+                expected: 6,
+                found: 7
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,7 +209,10 @@ fn altered_receipt_is_caught() {
         blocks[6].receipts.swap(0, 1);
     })
     .unwrap_err();
-    assert!(matches!(err, ReplayError::RecordedReceiptsAltered { height: 7, .. }), "{err}");
+    assert!(
+        matches!(err, ReplayError::RecordedReceiptsAltered { height: 7, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -193,7 +233,10 @@ fn damaged_or_truncated_file_is_a_format_error() {
     std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let err = replay(&truncated).unwrap_err();
     assert!(
-        matches!(err, ReplayError::Format(FormatError::Truncated { .. } | FormatError::Corrupt { .. })),
+        matches!(
+            err,
+            ReplayError::Format(FormatError::Truncated { .. } | FormatError::Corrupt { .. })
+        ),
         "{err}"
     );
 }

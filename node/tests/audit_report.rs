@@ -38,8 +38,14 @@ fn report_figures_match_the_story() {
     let yuetan = &report.civility_by_issuer["yuetan-street"]["garbage-sorting"];
     assert_eq!((yuetan.awards, yuetan.points_awarded), (6, 30));
     assert_eq!((yuetan.reversals, yuetan.points_reversed), (1, 5));
-    assert_eq!(report.civility_by_issuer["civil-affairs"]["volunteering"].points_awarded, 20);
-    assert_eq!(report.redemptions_by_service_point["service-point"].points, 10);
+    assert_eq!(
+        report.civility_by_issuer["civil-affairs"]["volunteering"].points_awarded,
+        20
+    );
+    assert_eq!(
+        report.redemptions_by_service_point["service-point"].points,
+        10
+    );
     let a = &report.anomalies;
     assert_eq!(a.quota_breaches, 1);
     assert_eq!(a.quota_breach_events[0].height, 7);
@@ -52,7 +58,10 @@ fn report_figures_match_the_story() {
     assert_eq!(json["anomalies"]["quota_breaches"], 1);
     assert_eq!(json["summary"]["blocks"], 13);
     let table = report.to_table();
-    assert!(table.contains("Grants per agency") && table.contains("yuetan-street"), "{table}");
+    assert!(
+        table.contains("Grants per agency") && table.contains("yuetan-street"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -60,7 +69,10 @@ fn html_report_renders_offline_in_chromium() {
     let (export, report) = demo_report();
     let page = html::render(&report);
     for forbidden in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
-        assert!(!page.contains(forbidden), "the report must be self-contained, found {forbidden}");
+        assert!(
+            !page.contains(forbidden),
+            "the report must be self-contained, found {forbidden}"
+        );
     }
     let path = export.dir.path().join("report.html");
     std::fs::write(&path, &page).unwrap();
@@ -91,9 +103,16 @@ fn html_report_renders_offline_in_chromium() {
         .arg(&url)
         .output()
         .unwrap();
-    assert!(shot.status.success(), "chromium --screenshot failed: {}", String::from_utf8_lossy(&shot.stderr));
+    assert!(
+        shot.status.success(),
+        "chromium --screenshot failed: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 20_000, "screenshot is only {size} bytes: the page did not render");
+    assert!(
+        size > 20_000,
+        "screenshot is only {size} bytes: the page did not render"
+    );
 
     let dom = Command::new(chromium)
         .args(common)
@@ -102,10 +121,30 @@ fn html_report_renders_offline_in_chromium() {
         .arg(&url)
         .output()
         .unwrap();
-    assert!(dom.status.success(), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "chromium --dump-dom failed: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
     for title in CHART_TITLES {
-        assert!(dom.contains(title), "rendered DOM lacks the chart {title:?}");
+        assert!(
+            dom.contains(title),
+            "rendered DOM lacks the chart {title:?}"
+        );
     }
-    assert!(dom.matches("<svg").count() >= CHART_TITLES.len(), "charts are missing");
+    assert!(
+        dom.matches("<svg").count() >= CHART_TITLES.len(),
+        "charts are missing"
+    );
+
+    // To look at the page: GONGZHI_AUDIT_KEEP_REPORT=/some/dir cargo test … --test audit_report
+    if let Some(dir) = std::env::var_os("GONGZHI_AUDIT_KEEP_REPORT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&path, dir.join("report.html")).unwrap();
+        std::fs::copy(&png, dir.join("report.png")).unwrap();
+        std::fs::write(dir.join("report.json"), report.to_json()).unwrap();
+        std::fs::write(dir.join("report.txt"), report.to_table()).unwrap();
+    }
 }

@@ -71,7 +71,11 @@ fn only_watch_grants_and_stream_blocks_stream() {
                 .iter()
                 .filter(|method| method.client_streaming() || method.server_streaming())
                 .map(move |method| {
-                    assert!(!method.client_streaming(), "{} streams from the client", method.name());
+                    assert!(
+                        !method.client_streaming(),
+                        "{} streams from the client",
+                        method.name()
+                    );
                     format!("{}.{}", service.name(), method.name())
                 })
         })

@@ -22,15 +22,21 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// The `gongzhi` binary cargo built next to this test.
 fn gongzhi_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(|deps| deps.parent()).context("unexpected test binary location")?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("unexpected test binary location")?;
     let binary = dir.join("gongzhi");
     if !binary.exists() {
-        bail!("{} not found: build it first with `cargo build --release -p gongzhi-node`", binary.display());
+        bail!(
+            "{} not found: build it first with `cargo build --release -p gongzhi-node`",
+            binary.display()
+        );
     }
     Ok(binary)
 }
 
-fn devnet(validators: usize) -> Result<(tempfile::TempDir, Devnet)> {
+fn devnet(validators: usize, observers: usize) -> Result<(tempfile::TempDir, Devnet)> {
     let dir = tempfile::tempdir()?;
     let mut devnet = Devnet::create(&DevnetOptions {
         dir: dir.path().join("net"),
@@ -40,6 +46,7 @@ fn devnet(validators: usize) -> Result<(tempfile::TempDir, Devnet)> {
         binary: gongzhi_binary()?,
         empty_block_interval_ms: 300,
         timeout_propose_ms: 1200,
+        observers,
     })?;
     devnet.start_all()?;
     devnet.wait_ready(DEADLINE)?;
@@ -63,13 +70,24 @@ fn awards(devnet: &Devnet, issuer: &str, first_nonce: u64, count: u64) -> Vec<go
 
 /// Every node has the same block hash and state root at every height up to `height`.
 fn assert_identical_chains(devnet: &Devnet, nodes: &[usize], height: u64) -> Result<()> {
-    let mut clients: Vec<NodeClientBlocking> = nodes.iter().map(|&i| devnet.client(i, DEADLINE)).collect::<Result<_>>()?;
+    let mut clients: Vec<NodeClientBlocking> = nodes
+        .iter()
+        .map(|&i| devnet.client(i, DEADLINE))
+        .collect::<Result<_>>()?;
     for h in 1..=height {
         let mut seen: BTreeMap<(Hash, Hash), Vec<usize>> = BTreeMap::new();
         for (client, &node) in clients.iter_mut().zip(nodes) {
-            let (block, cert) = client.block(h)?.with_context(|| format!("node {node} lacks block {h}"))?;
-            assert_eq!(cert.block_hash, block.hash(), "certificate of block {h} on node {node}");
-            seen.entry((block.hash(), block.header.state_root)).or_default().push(node);
+            let (block, cert) = client
+                .block(h)?
+                .with_context(|| format!("node {node} lacks block {h}"))?;
+            assert_eq!(
+                cert.block_hash,
+                block.hash(),
+                "certificate of block {h} on node {node}"
+            );
+            seen.entry((block.hash(), block.header.state_root))
+                .or_default()
+                .push(node);
         }
         assert_eq!(seen.len(), 1, "nodes disagree at height {h}: {seen:?}");
     }
@@ -78,7 +96,7 @@ fn assert_identical_chains(devnet: &Devnet, nodes: &[usize], height: u64) -> Res
 
 #[test]
 fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
-    let (_dir, mut net) = devnet(4)?;
+    let (_dir, mut net) = devnet(4, 1)?;
 
     // The demo story runs through real consensus.
     let story = net.seed(0)?;
@@ -88,14 +106,24 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
         net.wait_height(i, height, DEADLINE)?;
     }
     assert_identical_chains(&net, &[0, 1, 2, 3], height)?;
+    // The audit bureau's observer follows the same chain without voting.
+    net.wait_height(4, height, DEADLINE)?;
+    assert_identical_chains(&net, &[0, 4], height)?;
 
     // Bad input: each refused with a clear reason, none reaches a block.
     let mut client = net.client(0, DEADLINE)?;
     let stranger = Keypair::from_secret([42; 32]);
-    let call = Call::Award { resident: demo::resident("x"), reason: "garbage-sorting".into(), points: 1 };
+    let call = Call::Award {
+        resident: demo::resident("x"),
+        reason: "garbage-sorting".into(),
+        points: 1,
+    };
     let non_member = call.sign(&stranger, "e2e", 1);
     let status = client.submit_raw(non_member.encode(), false).unwrap_err();
-    assert!(status.message().contains("not an operator key"), "{status:?}");
+    assert!(
+        status.message().contains("not an operator key"),
+        "{status:?}"
+    );
     let issuer = demo::demo_key("e2e", "zhanlan-street", "operator");
     let wrong_chain = call.sign(&issuer, "other-chain", 100);
     let status = client.submit_raw(wrong_chain.encode(), false).unwrap_err();
@@ -111,31 +139,18 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
     }
 
     // Kill -9 one validator under load: the others keep committing; acknowledged txs stay.
-    let nonce_base = 1000;
-    let load = awards(&net, "huaxia-property", 0, 0); // placeholder to keep types obvious
-    drop(load);
-    let next_nonce = {
-        // huaxia-property signed story txs; find its next nonce from the chain by trying.
-        let mut n = 1;
-        while client.submit_raw(awards(&net, "huaxia-property", n, 1)[0].encode(), false).is_err_and(|s| s.message().contains("already used")) {
-            n += 1;
-            if n > nonce_base {
-                bail!("could not find huaxia-property's next nonce");
-            }
-        }
-        n + 1 // the probe itself was admitted with nonce n
-    };
+    let issuer_key = demo::demo_key("e2e", "huaxia-property", "operator");
+    let next_nonce = client.nonce(&issuer_key.public())? + 1;
     let txs = awards(&net, "huaxia-property", next_nonce, 60);
     let mut acknowledged = Vec::new();
     for (i, tx) in txs.iter().enumerate() {
         if i == 20 {
             net.nodes[3].kill9()?;
         }
+        // Every tenth submission waits for its commit: those are the acknowledged ones.
         let wait = i % 10 == 9;
-        if let Ok(Some(_)) | Ok(None) = client.submit_raw(tx.encode(), wait).map(|h| if wait { h } else { None }) {
-            if wait {
-                acknowledged.push(tx.hash());
-            }
+        if let Ok(Some(_)) = client.submit_raw(tx.encode(), wait) {
+            acknowledged.push(tx.hash());
         }
     }
     let before = net.height(0).context("node 0 down")?;
@@ -144,9 +159,16 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
     let tip = net.height(0).context("node 0 down")?;
     net.wait_height(3, tip, DEADLINE)?;
     for hash in &acknowledged {
-        assert!(client.tx_height(hash)?.is_some(), "acknowledged tx {hash} missing");
+        assert!(
+            client.tx_height(hash)?.is_some(),
+            "acknowledged tx {hash} missing"
+        );
     }
-    assert!(acknowledged.len() >= 5, "only {} txs acknowledged", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 5,
+        "only {} txs acknowledged",
+        acknowledged.len()
+    );
     let tip = net.height(3).context("node 3 down")?;
     assert_identical_chains(&net, &[0, 1, 2, 3], tip)?;
     net.stop_all(Duration::from_secs(10))
@@ -154,10 +176,12 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
 
 #[test]
 fn two_of_four_down_halts_until_one_returns() -> Result<()> {
-    let (_dir, mut net) = devnet(4)?;
+    let (_dir, mut net) = devnet(4, 0)?;
     let mut client = net.client(0, DEADLINE)?;
     let txs = awards(&net, "zhanlan-street", 1, 30);
-    client.submit_raw(txs[0].encode(), true).map_err(|s| anyhow::anyhow!("{s:?}"))?;
+    client
+        .submit_raw(txs[0].encode(), true)
+        .map_err(|s| anyhow::anyhow!("{s:?}"))?;
     net.nodes[2].kill9()?;
     net.nodes[3].kill9()?;
     let stuck = net.height(0).context("node 0 down")?;
@@ -165,9 +189,11 @@ fn two_of_four_down_halts_until_one_returns() -> Result<()> {
         let _ = client.submit_raw(tx.encode(), false);
     }
     // With half the power gone no block can get 2/3: the height stays, for a generous while.
-    let moved = gongzhi_devnet::process::wait_until("the chain to (wrongly) advance", Duration::from_secs(8), || {
-        net.height(0).filter(|h| *h > stuck)
-    });
+    let moved = gongzhi_devnet::process::wait_until(
+        "the chain to (wrongly) advance",
+        Duration::from_secs(8),
+        || net.height(0).filter(|h| *h > stuck),
+    );
     assert!(moved.is_err(), "committed without a quorum");
     net.nodes[2].start()?;
     net.wait_height(0, stuck + 1, DEADLINE)?;

@@ -23,7 +23,11 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), LedgerError> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = || LedgerError::Storage("usage: ledger-crash-writer <dir> <txs> <keys per tx> <key space>".into());
+    let usage = || {
+        LedgerError::Storage(
+            "usage: ledger-crash-writer <dir> <txs> <keys per tx> <key space>".into(),
+        )
+    };
     let [_, dir, txs, keys, space] = args.as_slice() else {
         return Err(usage());
     };

@@ -112,16 +112,20 @@ pub fn tx_position_key(height: u64, index: u32) -> [u8; 12] {
 
 /// Decode `height ‖ index`.
 pub fn decode_tx_position(bytes: &[u8]) -> Result<(u64, u32), LedgerError> {
-    let array: [u8; 12] = bytes
-        .try_into()
-        .map_err(|_| LedgerError::Corrupt(format!("tx position has {} bytes, expected 12", bytes.len())))?;
+    let array: [u8; 12] = bytes.try_into().map_err(|_| {
+        LedgerError::Corrupt(format!(
+            "tx position has {} bytes, expected 12",
+            bytes.len()
+        ))
+    })?;
     let (height, index) = array.split_at(8);
     Ok((be_u64(height)?, be_u32(index)?))
 }
 
 /// Decode a stored big-endian u64.
 pub fn decode_height(bytes: &[u8], what: &str) -> Result<u64, LedgerError> {
-    be_u64(bytes).map_err(|_| LedgerError::Corrupt(format!("{what} has {} bytes, expected 8", bytes.len())))
+    be_u64(bytes)
+        .map_err(|_| LedgerError::Corrupt(format!("{what} has {} bytes, expected 8", bytes.len())))
 }
 
 /// `key hash ‖ version`.
@@ -184,9 +188,15 @@ mod tests {
 
     #[test]
     fn positions_and_history_roundtrip() {
-        assert_eq!(decode_tx_position(&tx_position_key(42, 7)).ok(), Some((42, 7)));
+        assert_eq!(
+            decode_tx_position(&tx_position_key(42, 7)).ok(),
+            Some((42, 7))
+        );
         assert!(decode_tx_position(&[1, 2]).is_err());
-        assert_eq!(decode_history_value(&encode_history_value(None)).ok(), Some(None));
+        assert_eq!(
+            decode_history_value(&encode_history_value(None)).ok(),
+            Some(None)
+        );
         assert_eq!(
             decode_history_value(&encode_history_value(Some(b"v"))).ok(),
             Some(Some(b"v".to_vec()))

@@ -85,15 +85,30 @@ impl Store {
         receipts: &[Receipt],
         prepared: PreparedState,
     ) -> Result<(), LedgerError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let tip = self.require_tip()?;
         let block_hash = check_block(&tip, block, certificate, receipts, &prepared)?;
         let height = block.header.height;
 
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(columns::BLOCKS)?, columns::height_key(height), stored(block));
-        batch.put_cf(self.cf(columns::BLOCK_INDEX)?, block_hash.0, columns::height_key(height));
-        batch.put_cf(self.cf(columns::CERTIFICATES)?, columns::height_key(height), stored(certificate));
+        batch.put_cf(
+            self.cf(columns::BLOCKS)?,
+            columns::height_key(height),
+            stored(block),
+        );
+        batch.put_cf(
+            self.cf(columns::BLOCK_INDEX)?,
+            block_hash.0,
+            columns::height_key(height),
+        );
+        batch.put_cf(
+            self.cf(columns::CERTIFICATES)?,
+            columns::height_key(height),
+            stored(certificate),
+        );
         let tx_index = self.cf(columns::TX_INDEX)?;
         let receipts_cf = self.cf(columns::RECEIPTS)?;
         for (index, receipt) in receipts.iter().enumerate() {
@@ -107,7 +122,11 @@ impl Store {
         }
         put_tree_update(self, &mut batch, &prepared.update)?;
         put_flat_state(self, &mut batch, &prepared.changes)?;
-        batch.put_cf(self.cf(columns::META)?, meta_keys::LATEST_HEIGHT, columns::height_key(height));
+        batch.put_cf(
+            self.cf(columns::META)?,
+            meta_keys::LATEST_HEIGHT,
+            columns::height_key(height),
+        );
         self.write_synced(batch)?;
 
         self.set_tip(Tip {
@@ -182,7 +201,10 @@ fn check_block(
         if receipt.tx_hash != tx_hash {
             return Err(LedgerError::InvalidBlock {
                 height,
-                reason: format!("receipt #{index} is for tx {}, but tx #{index} is {tx_hash}", receipt.tx_hash),
+                reason: format!(
+                    "receipt #{index} is for tx {}, but tx #{index} is {tx_hash}",
+                    receipt.tx_hash
+                ),
             });
         }
     }
@@ -220,7 +242,11 @@ pub(super) fn put_tree_update(
 }
 
 /// Add the flat latest-state writes and deletes to `batch`.
-pub(super) fn put_flat_state(store: &Store, batch: &mut WriteBatch, changes: &StateChanges) -> Result<(), LedgerError> {
+pub(super) fn put_flat_state(
+    store: &Store,
+    batch: &mut WriteBatch,
+    changes: &StateChanges,
+) -> Result<(), LedgerError> {
     let state = store.cf(columns::STATE)?;
     for (key, value) in changes {
         match value {

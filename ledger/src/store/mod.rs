@@ -77,7 +77,9 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store, LedgerError> {
         let path = path.as_ref().to_path_buf();
         let db = DB::open_cf_descriptors(&columns::db_options(), &path, columns::descriptors())
-            .map_err(|e| LedgerError::Storage(format!("opening {}: {}", path.display(), e.into_string())))?;
+            .map_err(|e| {
+                LedgerError::Storage(format!("opening {}: {}", path.display(), e.into_string()))
+            })?;
         let store = Store {
             db,
             path,
@@ -106,7 +108,10 @@ impl Store {
         genesis_hash: Hash,
         changes: &StateChanges,
     ) -> Result<Hash, LedgerError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // The genesis root depends only on `changes` (version 0 starts from the empty tree).
         let (root, update) = state_tree::compute_update(&self.tree_reader()?, changes, 0)?;
         if let Some(tip) = self.tip() {
@@ -125,7 +130,11 @@ impl Store {
         commit::put_tree_update(self, &mut batch, &update)?;
         commit::put_flat_state(self, &mut batch, changes)?;
         let meta = self.cf(columns::META)?;
-        batch.put_cf(meta, meta_keys::FORMAT, columns::FORMAT_VERSION.to_be_bytes());
+        batch.put_cf(
+            meta,
+            meta_keys::FORMAT,
+            columns::FORMAT_VERSION.to_be_bytes(),
+        );
         batch.put_cf(meta, meta_keys::CHAIN_ID, chain_id.as_bytes());
         batch.put_cf(meta, meta_keys::GENESIS_HASH, genesis_hash.0);
         batch.put_cf(meta, meta_keys::LATEST_HEIGHT, columns::height_key(0));
@@ -176,7 +185,10 @@ impl Store {
     // ---- internals shared by the submodules ----
 
     fn tip(&self) -> Option<Tip> {
-        self.tip.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.tip
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn require_tip(&self) -> Result<Tip, LedgerError> {
@@ -229,9 +241,9 @@ impl Store {
         let Some(genesis) = self.get(columns::META, meta_keys::GENESIS_HASH)? else {
             return Ok(None);
         };
-        let format = self
-            .get(columns::META, meta_keys::FORMAT)?
-            .ok_or_else(|| LedgerError::Corrupt("metadata has a genesis hash but no format version".into()))?;
+        let format = self.get(columns::META, meta_keys::FORMAT)?.ok_or_else(|| {
+            LedgerError::Corrupt("metadata has a genesis hash but no format version".into())
+        })?;
         let format = columns::decode_height(&format, "format version")?;
         if format != columns::FORMAT_VERSION {
             return Err(LedgerError::Corrupt(format!(
@@ -248,20 +260,25 @@ impl Store {
         let chain_id = self
             .get(columns::META, meta_keys::CHAIN_ID)?
             .ok_or_else(|| LedgerError::Corrupt("metadata has no chain id".into()))?;
-        let chain_id =
-            String::from_utf8(chain_id).map_err(|_| LedgerError::Corrupt("chain id is not UTF-8".into()))?;
+        let chain_id = String::from_utf8(chain_id)
+            .map_err(|_| LedgerError::Corrupt("chain id is not UTF-8".into()))?;
         let height = self
             .get(columns::META, meta_keys::LATEST_HEIGHT)?
             .ok_or_else(|| LedgerError::Corrupt("metadata has no latest height".into()))?;
         let height = columns::decode_height(&height, "latest height")?;
-        let state_root = state_tree::root_at(&self.tree_reader()?, height)?
-            .ok_or_else(|| LedgerError::Corrupt(format!("no state tree root for latest height {height}")))?;
+        let state_root = state_tree::root_at(&self.tree_reader()?, height)?.ok_or_else(|| {
+            LedgerError::Corrupt(format!("no state tree root for latest height {height}"))
+        })?;
         let block_hash = if height == 0 {
             genesis_hash
         } else {
             let bytes = self
                 .get(columns::BLOCKS, columns::height_key(height))?
-                .ok_or_else(|| LedgerError::Corrupt(format!("latest height is {height} but that block is missing")))?;
+                .ok_or_else(|| {
+                    LedgerError::Corrupt(format!(
+                        "latest height is {height} but that block is missing"
+                    ))
+                })?;
             let block: Block = reads::decode_stored(&bytes, height)?;
             if block.header.state_root != state_root || block.header.chain_id != chain_id {
                 return Err(LedgerError::Corrupt(format!(

@@ -22,7 +22,8 @@ use crate::{Block, LedgerError};
 
 /// Decode a stored canonical object, calling any failure corruption.
 pub(super) fn decode_stored<T: Canonical>(bytes: &[u8], height: u64) -> Result<T, LedgerError> {
-    T::decode(bytes).map_err(|e| LedgerError::Corrupt(format!("stored {} at height {height}: {e}", T::KIND)))
+    T::decode(bytes)
+        .map_err(|e| LedgerError::Corrupt(format!("stored {} at height {height}: {e}", T::KIND)))
 }
 
 impl Store {
@@ -85,7 +86,9 @@ impl Store {
             .filter(|tx| tx.hash() == *tx_hash)
             .cloned()
             .ok_or_else(|| {
-                LedgerError::Corrupt(format!("tx index maps {tx_hash} to block {height} #{index}, which is another tx"))
+                LedgerError::Corrupt(format!(
+                    "tx index maps {tx_hash} to block {height} #{index}, which is another tx"
+                ))
             })?;
         Ok(Some((height, index, tx)))
     }
@@ -97,7 +100,9 @@ impl Store {
         };
         let bytes = self
             .get(columns::RECEIPTS, columns::tx_position_key(height, index))?
-            .ok_or_else(|| LedgerError::Corrupt(format!("receipt for block {height} #{index} is missing")))?;
+            .ok_or_else(|| {
+                LedgerError::Corrupt(format!("receipt for block {height} #{index} is missing"))
+            })?;
         let receipt: Receipt = decode_stored(&bytes, height)?;
         if receipt.tx_hash != *tx_hash {
             return Err(LedgerError::Corrupt(format!(
@@ -113,10 +118,10 @@ impl Store {
         let start = columns::tx_position_key(height, 0);
         let prefix = columns::height_key(height);
         let mut receipts = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(columns::RECEIPTS)?, IteratorMode::From(&start, Direction::Forward))
-        {
+        for item in self.db.iterator_cf(
+            self.cf(columns::RECEIPTS)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
             let (key, value) = item?;
             if !key.starts_with(&prefix) {
                 break;
@@ -158,7 +163,11 @@ impl Store {
 
     /// The value of `key` after block `height` and a proof of it (or of its absence) against
     /// [`Store::state_root`]`(height)`.
-    pub fn get_with_proof(&self, key: &[u8], height: u64) -> Result<(Option<Vec<u8>>, StateProof), LedgerError> {
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        height: u64,
+    ) -> Result<(Option<Vec<u8>>, StateProof), LedgerError> {
         self.check_height(height)?;
         let reader = self.tree_reader()?;
         let (value, proof) = StateTree::new(&reader)
@@ -189,7 +198,9 @@ pub struct LatestState<'a> {
 
 impl std::fmt::Debug for LatestState<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LatestState").field("height", &self.height).finish()
+        f.debug_struct("LatestState")
+            .field("height", &self.height)
+            .finish()
     }
 }
 

@@ -131,7 +131,11 @@ impl std::fmt::Debug for DbTreeReader<'_> {
 
 impl DbTreeReader<'_> {
     /// The newest value of `key_hash` at or before `max_version` (tombstones read as `None`).
-    pub fn value_at(&self, max_version: Version, key_hash: KeyHash) -> Result<Option<Vec<u8>>, LedgerError> {
+    pub fn value_at(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
         let mut iter = self.db.raw_iterator_cf(self.values);
         iter.seek_for_prev(columns::value_key(&key_hash.0, max_version));
         if !iter.valid() {
@@ -160,7 +164,11 @@ impl TreeReader for DbTreeReader<'_> {
         Ok(bytes.map(|b| decode_node(&b)).transpose()?)
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
         Ok(self.value_at(max_version, key_hash)?)
     }
 
@@ -214,7 +222,11 @@ impl TreeReader for MemoryStateTree {
         Ok(self.nodes.get(node_key).cloned())
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
         Ok(self
             .values
             .range((key_hash, 0)..=(key_hash, max_version))
@@ -223,7 +235,10 @@ impl TreeReader for MemoryStateTree {
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        Err(LedgerError::Storage("the in-memory tree does not support jmt state restore".into()).into())
+        Err(
+            LedgerError::Storage("the in-memory tree does not support jmt state restore".into())
+                .into(),
+        )
     }
 }
 
@@ -248,7 +263,8 @@ mod tests {
     fn root_depends_on_content_not_history() {
         let mut a = MemoryStateTree::new();
         let mut b = MemoryStateTree::new();
-        a.apply(&changes(&[("x", Some("1")), ("y", Some("2"))])).ok();
+        a.apply(&changes(&[("x", Some("1")), ("y", Some("2"))]))
+            .ok();
         let ra = a.apply(&changes(&[("y", None)])).ok();
         b.apply(&changes(&[("x", Some("1"))])).ok();
         let rb = b.apply(&StateChanges::new()).ok();

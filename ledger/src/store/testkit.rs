@@ -203,7 +203,9 @@ impl TestChain {
         let sign_bytes = certificate.precommit_for(&validator).sign_bytes();
         certificate.signatures.push(CommitSignature {
             validator,
-            signature: self.validator.sign(TEST_CHAIN_ID, VOTE_SIGN_TAG, &sign_bytes),
+            signature: self
+                .validator
+                .sign(TEST_CHAIN_ID, VOTE_SIGN_TAG, &sign_bytes),
         });
         certificate
     }
@@ -219,7 +221,11 @@ impl TestChain {
 
 /// Initialise `store` with the test chain's genesis.
 pub fn init_test_genesis(store: &Store) -> Result<Hash, LedgerError> {
-    store.init_genesis(TEST_CHAIN_ID, TestChain::genesis_hash(), &TestChain::genesis_changes())
+    store.init_genesis(
+        TEST_CHAIN_ID,
+        TestChain::genesis_hash(),
+        &TestChain::genesis_changes(),
+    )
 }
 
 /// splitmix64 over three words: a fixed, well-spread mix.

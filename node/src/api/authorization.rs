@@ -24,24 +24,26 @@ use std::time::Duration;
 
 use gongzhi_contracts::decision::evaluate_grant;
 use gongzhi_contracts::grants::Grant as GrantRecord;
-use gongzhi_contracts::{check, keys, query, CheckIndex, DatasetId, Decision, GrantId, OrgId, Page, PurposeCode};
+use gongzhi_contracts::{
+    check, keys, query, CheckIndex, DatasetId, Decision, GrantId, OrgId, Page, PurposeCode,
+};
 use gongzhi_ledger::codec::{from_bytes, to_bytes};
 use gongzhi_ledger::{Block, StateReader, Timestamp};
 use gongzhi_proto::v1::authorization_server::Authorization;
 use gongzhi_proto::v1::{
-    consistency::Requirement, list_grants_request, BatchCheckRequest, BatchCheckResponse, CheckRequest,
-    CheckResponse, Consistency, DecisionReceipt as ReceiptMessage, DenialReason, ExplainDenialRequest,
-    ExplainDenialResponse, Grant, GrantEvaluation, GrantRevocation, GrantStatus, ListGrantsRequest,
-    ListGrantsResponse, WatchGrantsRequest, WatchGrantsResponse,
+    consistency::Requirement, list_grants_request, BatchCheckRequest, BatchCheckResponse,
+    CheckRequest, CheckResponse, Consistency, DecisionReceipt as ReceiptMessage, DenialReason,
+    ExplainDenialRequest, ExplainDenialResponse, Grant, GrantEvaluation, GrantRevocation,
+    GrantStatus, ListGrantsRequest, ListGrantsResponse, WatchGrantsRequest,
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::{deadline_of, resolve_height, ResolvedState};
+use super::consistency::{resolve_height, ResolvedState};
 use super::receipt::{build_receipt, CheckQuestion, HandoverIndex};
-use super::registry::{id_field, internal, require_synced, PageCursor};
+use super::registry::{id_field, internal, require_synced, wait_budget, PageCursor};
 mod watch;
-use watch::GrantStream;
 use crate::run::NodeContext;
+use watch::GrantStream;
 
 /// Most items in one `BatchCheck`.
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -76,7 +78,11 @@ impl LatestIndex {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Indexed) -> T) -> Option<T> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(f)
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(f)
     }
 
     fn set(&self, indexed: Indexed) {
@@ -92,9 +98,9 @@ impl LatestIndex {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            match tokio::time::timeout(Duration::from_secs(1), commits.recv()).await {
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
-                _ => {}
+            let waited = tokio::time::timeout(Duration::from_secs(1), commits.recv()).await;
+            if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = waited {
+                return;
             }
         }
     }
@@ -103,15 +109,19 @@ impl LatestIndex {
     async fn catch_up(&self, context: &NodeContext) -> Result<(), String> {
         let store = context.chain.store().clone();
         if self.height().is_none() {
-            let built = tokio::task::spawn_blocking(move || -> Result<(u64, CheckIndex), String> {
-                let state = store.latest_state().map_err(|e| e.to_string())?;
-                let index = CheckIndex::build(&state).map_err(|e| e.to_string())?;
-                Ok((state.height(), index))
-            })
-            .await
-            .map_err(|e| e.to_string())??;
+            let built =
+                tokio::task::spawn_blocking(move || -> Result<(u64, CheckIndex), String> {
+                    let state = store.latest_state().map_err(|e| e.to_string())?;
+                    let index = CheckIndex::build(&state).map_err(|e| e.to_string())?;
+                    Ok((state.height(), index))
+                })
+                .await
+                .map_err(|e| e.to_string())??;
             let state = describe(context, built.0).await?;
-            self.set(Indexed { index: built.1, state });
+            self.set(Indexed {
+                index: built.1,
+                state,
+            });
         }
         while let Some(height) = self.height().filter(|h| *h < context.chain.height()) {
             let next = height + 1;
@@ -130,7 +140,10 @@ impl LatestIndex {
 }
 
 /// The state changes of committed block `height`, by re-executing it on the state before it.
-fn block_changes(chain: &crate::chain::Chain, height: u64) -> Result<gongzhi_ledger::StateChanges, String> {
+fn block_changes(
+    chain: &crate::chain::Chain,
+    height: u64,
+) -> Result<gongzhi_ledger::StateChanges, String> {
     let store = chain.store();
     let block: Block = store.block(height).map_err(|e| e.to_string())?;
     let before = store.state_at(height - 1).map_err(|e| e.to_string())?;
@@ -139,9 +152,12 @@ fn block_changes(chain: &crate::chain::Chain, height: u64) -> Result<gongzhi_led
         height,
         time: block.header.time,
     };
-    let outcome = gongzhi_contracts::execute_block(&before, &ctx, &block.txs).map_err(|e| e.to_string())?;
+    let outcome =
+        gongzhi_contracts::execute_block(&before, &ctx, &block.txs).map_err(|e| e.to_string())?;
     if Block::compute_receipts_root(&outcome.receipts) != block.header.receipts_root {
-        return Err(format!("re-executing block {height} gave other receipts than its header"));
+        return Err(format!(
+            "re-executing block {height} gave other receipts than its header"
+        ));
     }
     Ok(outcome.changes)
 }
@@ -164,7 +180,13 @@ pub struct AuthorizationService {
 }
 
 /// Validate one question; `at` prefixes field names (e.g. `items[3].`).
-fn question(grantee: &str, dataset: &str, fields: &[String], purpose: &str, at: &str) -> Result<CheckQuestion, Status> {
+fn question(
+    grantee: &str,
+    dataset: &str,
+    fields: &[String],
+    purpose: &str,
+    at: &str,
+) -> Result<CheckQuestion, Status> {
     let grantee = id_field(grantee, &format!("{at}grantee_org_id"))?;
     let dataset = id_field(dataset, &format!("{at}dataset_id"))?;
     let purpose = id_field(purpose, &format!("{at}purpose_code"))?;
@@ -189,18 +211,33 @@ fn question(grantee: &str, dataset: &str, fields: &[String], purpose: &str, at: 
 fn reason_of(decision: &Decision) -> DenialReason {
     match decision.deny_reason() {
         None => DenialReason::Unspecified,
-        Some(reason) => DenialReason::try_from(reason.code() as i32).unwrap_or(DenialReason::Unspecified),
+        Some(reason) => {
+            DenialReason::try_from(reason.code() as i32).unwrap_or(DenialReason::Unspecified)
+        }
     }
 }
 
-fn answer(decision: &Decision, state: &ResolvedState, time: Timestamp, latest_block_time: Timestamp) -> CheckResponse {
+fn answer(
+    decision: &Decision,
+    state: &ResolvedState,
+    time: Timestamp,
+    latest_block_time: Timestamp,
+) -> CheckResponse {
     let reason = reason_of(decision);
     let (allowed, grant_ids, message) = match decision {
         Decision::Allow { grants } => {
             let names: Vec<String> = grants.iter().map(ToString::to_string).collect();
-            (true, grants.iter().map(|g| g.0).collect(), format!("allowed by {}", names.join(", ")))
+            (
+                true,
+                grants.iter().map(|g| g.0).collect(),
+                format!("allowed by {}", names.join(", ")),
+            )
         }
-        Decision::Deny(denial) => (false, denial.grant.iter().map(|g| g.0).collect(), denial.explanation.clone()),
+        Decision::Deny(denial) => (
+            false,
+            denial.grant.iter().map(|g| g.0).collect(),
+            denial.explanation.clone(),
+        ),
     };
     CheckResponse {
         decision: if allowed {
@@ -231,15 +268,19 @@ impl AuthorizationService {
         }
     }
 
-    fn default_deadline(&self) -> Duration {
-        Duration::from_millis(self.context.config.rpc.default_deadline_ms)
-    }
-
     /// Answer from the index if it satisfies the consistency without waiting.
-    fn from_index(&self, consistency: Option<&Consistency>, questions: &[CheckQuestion]) -> Option<Result<Vec<CheckResponse>, Status>> {
+    fn from_index(
+        &self,
+        consistency: Option<&Consistency>,
+        questions: &[CheckQuestion],
+    ) -> Option<Result<Vec<CheckResponse>, Status>> {
         let latest_block_time = self.context.driver.status.borrow().block_time;
         let chain_height = self.context.chain.height();
-        let guard = self.latest.current.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = self
+            .latest
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let indexed = guard.as_ref()?;
         let height = indexed.state.height;
         let usable = match consistency.and_then(|c| c.requirement) {
@@ -253,8 +294,16 @@ impl AuthorizationService {
         let time = crate::driver::now().max(indexed.state.block_time);
         let mut out = Vec::with_capacity(questions.len());
         for q in questions {
-            match indexed.index.check(&q.grantee, &q.dataset, &q.fields, &q.purpose, time) {
-                Ok(decision) => out.push(answer(&decision, &indexed.state, time, latest_block_time.max(indexed.state.block_time))),
+            match indexed
+                .index
+                .check(&q.grantee, &q.dataset, &q.fields, &q.purpose, time)
+            {
+                Ok(decision) => out.push(answer(
+                    &decision,
+                    &indexed.state,
+                    time,
+                    latest_block_time.max(indexed.state.block_time),
+                )),
                 Err(e) => return Some(Err(internal(e))),
             }
         }
@@ -285,7 +334,13 @@ impl AuthorizationService {
             }
         }
         let time = crate::driver::now().max(state.block_time);
-        let latest_block_time = self.context.driver.status.borrow().block_time.max(state.block_time);
+        let latest_block_time = self
+            .context
+            .driver
+            .status
+            .borrow()
+            .block_time
+            .max(state.block_time);
         if want_receipt && state.height == 0 {
             return Err(Status::failed_precondition(
                 "no block is committed yet, so there is no certificate to put in a receipt; retry after height 1",
@@ -300,7 +355,8 @@ impl AuthorizationService {
             for q in &questions {
                 if want_receipt {
                     let (decision, receipt) =
-                        build_receipt(&context.chain, &handovers, q, time, state.height).map_err(Status::internal)?;
+                        build_receipt(&context.chain, &handovers, q, time, state.height)
+                            .map_err(Status::internal)?;
                     let mut response = answer(&decision, &state, time, latest_block_time);
                     let canonical = gongzhi_ledger::Canonical::encode(&receipt);
                     response.receipt = Some(ReceiptMessage {
@@ -314,7 +370,9 @@ impl AuthorizationService {
                     out.push(response);
                 } else {
                     let view = store.state_at(state.height).map_err(internal)?;
-                    let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time).map_err(internal)?;
+                    let decision =
+                        check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time)
+                            .map_err(internal)?;
                     out.push(answer(&decision, &state, time, latest_block_time));
                 }
             }
@@ -357,7 +415,11 @@ pub fn grant_message(grant: &GrantRecord, time: Timestamp) -> Grant {
         uses: grant.uses,
         delegation_depth: u32::from(grant.delegation_depth),
         parent_grant_id: grant.parent.map_or(0, |p| p.0),
-        co_approver_org_id: grant.co_approver.as_ref().map(ToString::to_string).unwrap_or_default(),
+        co_approver_org_id: grant
+            .co_approver
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         co_approved: grant.co_approved,
         consent_receipt_hash: grant.consent_hash.map(|h| h.0.to_vec()).unwrap_or_default(),
         status: grant_status(grant, time) as i32,
@@ -398,11 +460,20 @@ fn evaluate_one<S: StateReader + ?Sized>(
     }
     let missing_fields = fields
         .iter()
-        .filter(|f| grant.fields.binary_search_by(|g| g.as_str().cmp(f)).is_err())
+        .filter(|f| {
+            grant
+                .fields
+                .binary_search_by(|g| g.as_str().cmp(f))
+                .is_err()
+        })
         .map(ToString::to_string)
         .collect();
     let (allows, reason, message) = match outcome {
-        Ok(()) => (true, DenialReason::Unspecified, format!("{} allows this request", grant.id)),
+        Ok(()) => (
+            true,
+            DenialReason::Unspecified,
+            format!("{} allows this request", grant.id),
+        ),
         Err(r) => (
             false,
             DenialReason::try_from(r.code() as i32).unwrap_or(DenialReason::Unspecified),
@@ -428,9 +499,15 @@ fn whole_list<S: StateReader + ?Sized>(
     let mut page = Page::first(Page::MAX_LIMIT);
     loop {
         let chunk = match filter {
-            list_grants_request::Filter::GranteeOrgId(org) => query::grants_by_grantee(state, &OrgId::from(org.as_str()), page),
-            list_grants_request::Filter::GrantorOrgId(org) => query::grants_by_grantor(state, &OrgId::from(org.as_str()), page),
-            list_grants_request::Filter::DatasetId(id) => query::grants_by_dataset(state, &DatasetId::from(id.as_str()), page),
+            list_grants_request::Filter::GranteeOrgId(org) => {
+                query::grants_by_grantee(state, &OrgId::from(org.as_str()), page)
+            }
+            list_grants_request::Filter::GrantorOrgId(org) => {
+                query::grants_by_grantor(state, &OrgId::from(org.as_str()), page)
+            }
+            list_grants_request::Filter::DatasetId(id) => {
+                query::grants_by_dataset(state, &DatasetId::from(id.as_str()), page)
+            }
         }
         .map_err(internal)?;
         out.extend(chunk.items);
@@ -443,12 +520,26 @@ fn whole_list<S: StateReader + ?Sized>(
 
 #[tonic::async_trait]
 impl Authorization for AuthorizationService {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
-        let deadline = deadline_of(request.metadata(), self.default_deadline());
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let deadline = wait_budget(request.metadata(), &self.context);
         let r = request.into_inner();
-        let q = question(&r.grantee_org_id, &r.dataset_id, &r.fields, &r.purpose_code, "")?;
+        let q = question(
+            &r.grantee_org_id,
+            &r.dataset_id,
+            &r.fields,
+            &r.purpose_code,
+            "",
+        )?;
         let mut answers = self
-            .evaluate(std::slice::from_ref(&q), r.consistency.as_ref(), deadline, r.want_receipt)
+            .evaluate(
+                std::slice::from_ref(&q),
+                r.consistency.as_ref(),
+                deadline,
+                r.want_receipt,
+            )
             .await?;
         answers
             .pop()
@@ -456,11 +547,16 @@ impl Authorization for AuthorizationService {
             .ok_or_else(|| Status::internal("no answer"))
     }
 
-    async fn batch_check(&self, request: Request<BatchCheckRequest>) -> Result<Response<BatchCheckResponse>, Status> {
-        let deadline = deadline_of(request.metadata(), self.default_deadline());
+    async fn batch_check(
+        &self,
+        request: Request<BatchCheckRequest>,
+    ) -> Result<Response<BatchCheckResponse>, Status> {
+        let deadline = wait_budget(request.metadata(), &self.context);
         let r = request.into_inner();
         if r.items.is_empty() {
-            return Err(Status::invalid_argument("items is empty: send at least one question"));
+            return Err(Status::invalid_argument(
+                "items is empty: send at least one question",
+            ));
         }
         if r.items.len() > MAX_BATCH_ITEMS {
             return Err(Status::resource_exhausted(format!(
@@ -488,18 +584,35 @@ impl Authorization for AuthorizationService {
         Ok(Response::new(BatchCheckResponse { results }))
     }
 
-    async fn list_grants(&self, request: Request<ListGrantsRequest>) -> Result<Response<ListGrantsResponse>, Status> {
+    async fn list_grants(
+        &self,
+        request: Request<ListGrantsRequest>,
+    ) -> Result<Response<ListGrantsResponse>, Status> {
         let (metadata, _, r) = request.into_parts();
         let filter = r.filter.clone().ok_or_else(|| {
-            Status::invalid_argument("filter: set exactly one of grantee_org_id, grantor_org_id or dataset_id")
+            Status::invalid_argument(
+                "filter: set exactly one of grantee_org_id, grantor_org_id or dataset_id",
+            )
         })?;
         match &filter {
             list_grants_request::Filter::GranteeOrgId(v) => id_field(v, "grantee_org_id")?,
             list_grants_request::Filter::GrantorOrgId(v) => id_field(v, "grantor_org_id")?,
             list_grants_request::Filter::DatasetId(v) => id_field(v, "dataset_id")?,
         };
-        let cursor = PageCursor::resolve(&self.context, &metadata, r.consistency.as_ref(), r.page_size, &r.page_token).await?;
-        let state = self.context.chain.store().state_at(cursor.state.height).map_err(internal)?;
+        let cursor = PageCursor::resolve(
+            &self.context,
+            &metadata,
+            r.consistency.as_ref(),
+            r.page_size,
+            &r.page_token,
+        )
+        .await?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(cursor.state.height)
+            .map_err(internal)?;
         let time = crate::driver::now().max(cursor.state.block_time);
         let grants: Vec<Grant> = whole_list(&state, &filter)?
             .iter()
@@ -522,7 +635,10 @@ impl Authorization for AuthorizationService {
 
     type WatchGrantsStream = GrantStream;
 
-    async fn watch_grants(&self, request: Request<WatchGrantsRequest>) -> Result<Response<GrantStream>, Status> {
+    async fn watch_grants(
+        &self,
+        request: Request<WatchGrantsRequest>,
+    ) -> Result<Response<GrantStream>, Status> {
         require_synced(&self.context)?;
         watch::start(self.context.clone(), request.into_inner()).map(Response::new)
     }
@@ -532,17 +648,37 @@ impl Authorization for AuthorizationService {
         request: Request<ExplainDenialRequest>,
     ) -> Result<Response<ExplainDenialResponse>, Status> {
         require_synced(&self.context)?;
-        let deadline = deadline_of(request.metadata(), self.default_deadline());
+        let deadline = wait_budget(request.metadata(), &self.context);
         let r = request.into_inner();
-        let q = question(&r.grantee_org_id, &r.dataset_id, &r.fields, &r.purpose_code, "")?;
+        let q = question(
+            &r.grantee_org_id,
+            &r.dataset_id,
+            &r.fields,
+            &r.purpose_code,
+            "",
+        )?;
         let state = resolve_height(&self.context, r.consistency.as_ref(), deadline).await?;
         let time = crate::driver::now().max(state.block_time);
-        let latest_block_time = self.context.driver.status.borrow().block_time.max(state.block_time);
+        let latest_block_time = self
+            .context
+            .driver
+            .status
+            .borrow()
+            .block_time
+            .max(state.block_time);
         let context = self.context.clone();
         tokio::task::spawn_blocking(move || {
-            let view = context.chain.store().state_at(state.height).map_err(internal)?;
-            let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time).map_err(internal)?;
-            let ids: Vec<GrantId> = match view.get(&keys::access_index(&q.grantee, &q.dataset)).map_err(internal)? {
+            let view = context
+                .chain
+                .store()
+                .state_at(state.height)
+                .map_err(internal)?;
+            let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time)
+                .map_err(internal)?;
+            let ids: Vec<GrantId> = match view
+                .get(&keys::access_index(&q.grantee, &q.dataset))
+                .map_err(internal)?
+            {
                 Some(bytes) => from_bytes(&bytes, "access index").map_err(internal)?,
                 None => Vec::new(),
             };

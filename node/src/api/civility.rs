@@ -5,8 +5,6 @@
 //! paging notes in `registry.rs`): page `k` of a history of `n` records holds the records
 //! `n-1-offset` down to `n-offset-limit` of the resident's list at that height.
 
-use std::time::Duration;
-
 use gongzhi_contracts::civility::{CivilityRecord as Record, RecordKind};
 use gongzhi_contracts::{query, Page, ResidentId};
 use gongzhi_proto::v1::civility_server::Civility;
@@ -16,9 +14,9 @@ use gongzhi_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::{deadline_of, resolve_height};
+use super::consistency::resolve_height;
 use super::convert::hash_field;
-use super::registry::{internal, require_synced, PageCursor};
+use super::registry::{internal, require_synced, wait_budget, PageCursor};
 use crate::run::NodeContext;
 
 /// The Civility service.
@@ -48,7 +46,10 @@ fn record(r: &Record) -> CivilityRecord {
         ..CivilityRecord::default()
     };
     match &r.kind {
-        RecordKind::Award { reason, reversed_by } => {
+        RecordKind::Award {
+            reason,
+            reversed_by,
+        } => {
             out.kind = CivilityRecordKind::Award as i32;
             out.reason_code = reason.to_string();
             out.reversed_by_record_id = reversed_by.map_or(0, |id| id.0);
@@ -68,16 +69,22 @@ fn record(r: &Record) -> CivilityRecord {
 
 #[tonic::async_trait]
 impl Civility for CivilityService {
-    async fn get_balance(&self, request: Request<GetBalanceRequest>) -> Result<Response<GetBalanceResponse>, Status> {
+    async fn get_balance(
+        &self,
+        request: Request<GetBalanceRequest>,
+    ) -> Result<Response<GetBalanceResponse>, Status> {
         require_synced(&self.context)?;
-        let deadline = deadline_of(
-            request.metadata(),
-            Duration::from_millis(self.context.config.rpc.default_deadline_ms),
-        );
+        let deadline = wait_budget(request.metadata(), &self.context);
         let request = request.into_inner();
         let id = resident(&request.resident_id)?;
-        let resolved = resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let state = self.context.chain.store().state_at(resolved.height).map_err(internal)?;
+        let resolved =
+            resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(resolved.height)
+            .map_err(internal)?;
         let balance = query::balance(&state, &id).map_err(internal)?;
         Ok(Response::new(GetBalanceResponse {
             resident_id: request.resident_id,
@@ -86,7 +93,10 @@ impl Civility for CivilityService {
         }))
     }
 
-    async fn get_history(&self, request: Request<GetHistoryRequest>) -> Result<Response<GetHistoryResponse>, Status> {
+    async fn get_history(
+        &self,
+        request: Request<GetHistoryRequest>,
+    ) -> Result<Response<GetHistoryResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let id = resident(&request.resident_id)?;
         let cursor = PageCursor::resolve(
@@ -97,7 +107,12 @@ impl Civility for CivilityService {
             &request.page_token,
         )
         .await?;
-        let state = self.context.chain.store().state_at(cursor.state.height).map_err(internal)?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(cursor.state.height)
+            .map_err(internal)?;
         // The list is oldest first; newest first means counting from its end.
         let total = query::history(&state, &id, Page { start: 0, limit: 0 })
             .map_err(internal)?
@@ -115,7 +130,11 @@ impl Civility for CivilityService {
         .map_err(internal)?;
         let records = chunk.items.iter().rev().map(record).collect();
         let next_page_token = if oldest_index > 0 {
-            format!("{}.{}", cursor.state.height, cursor.offset + (newest_index - oldest_index))
+            format!(
+                "{}.{}",
+                cursor.state.height,
+                cursor.offset + (newest_index - oldest_index)
+            )
         } else {
             String::new()
         };

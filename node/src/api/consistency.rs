@@ -4,7 +4,7 @@
 //! - at least h: the latest height once it is ≥ h, waiting for commits within the request's
 //!   deadline (read-your-writes: a client that got height h back from `SubmitTx` never sees
 //!   the state before h);
-//! - exactly h: historic reads at h (`NotFound` past the tip, as nothing can be promised).
+//! - exactly h: historic reads at h (`OutOfRange` past the tip, as nothing can be promised).
 
 use std::time::Duration;
 
@@ -43,7 +43,10 @@ fn describe(context: &NodeContext, height: u64) -> Result<ResolvedState, Status>
     let store = context.chain.store();
     let state_root = store.state_root(height).map_err(internal)?;
     let (block_hash, block_time) = if height == 0 {
-        (store.genesis_hash().map_err(internal)?, context.chain.latest_time().map_err(internal)?)
+        (
+            store.genesis_hash().map_err(internal)?,
+            context.chain.latest_time().map_err(internal)?,
+        )
     } else {
         let block = store.block(height).map_err(internal)?;
         (block.hash(), block.header.time)
@@ -62,19 +65,22 @@ fn internal(e: impl std::fmt::Display) -> Status {
 
 /// The request's deadline: its `grpc-timeout` header, capped by the configured default.
 pub fn deadline_of(metadata: &tonic::metadata::MetadataMap, default: Duration) -> Duration {
-    let parsed = metadata.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(|text| {
-        let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-        let value: u64 = digits.parse().ok()?;
-        Some(match unit {
-            "H" => Duration::from_secs(value.saturating_mul(3600)),
-            "M" => Duration::from_secs(value.saturating_mul(60)),
-            "S" => Duration::from_secs(value),
-            "m" => Duration::from_millis(value),
-            "u" => Duration::from_micros(value),
-            "n" => Duration::from_nanos(value),
-            _ => return None,
-        })
-    });
+    let parsed = metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| {
+            let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+            let value: u64 = digits.parse().ok()?;
+            Some(match unit {
+                "H" => Duration::from_secs(value.saturating_mul(3600)),
+                "M" => Duration::from_secs(value.saturating_mul(60)),
+                "S" => Duration::from_secs(value),
+                "m" => Duration::from_millis(value),
+                "u" => Duration::from_micros(value),
+                "n" => Duration::from_nanos(value),
+                _ => return None,
+            })
+        });
     parsed.map_or(default, |d| d.min(default))
 }
 
@@ -91,7 +97,7 @@ pub async fn resolve_height(
         Some(Requirement::ExactHeight(h)) => {
             let latest = context.chain.height();
             if h > latest {
-                return Err(Status::not_found(format!(
+                return Err(Status::out_of_range(format!(
                     "consistency.exact_height {h} is not committed yet (latest is {latest}); use at_least_height to wait for it"
                 )));
             }

@@ -7,9 +7,9 @@ use tonic::Status;
 
 /// A 32-byte hash from a request field, or `InvalidArgument` naming the field.
 pub fn hash_field(bytes: &[u8], field: &str) -> Result<Hash, Status> {
-    let array: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| Status::invalid_argument(format!("{field} must be 32 bytes, got {}", bytes.len())))?;
+    let array: [u8; 32] = bytes.try_into().map_err(|_| {
+        Status::invalid_argument(format!("{field} must be 32 bytes, got {}", bytes.len()))
+    })?;
     Ok(Hash(array))
 }
 
@@ -55,7 +55,11 @@ pub fn receipt(receipt: &Receipt, height: u64, index: u32) -> TxReceipt {
             out.success = true;
             out.result = data.clone();
         }
-        Outcome::Failure { code, name, message } => {
+        Outcome::Failure {
+            code,
+            name,
+            message,
+        } => {
             out.error_code = *code;
             out.error_name = name.clone();
             out.error_message = message.clone();

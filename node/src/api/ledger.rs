@@ -9,9 +9,9 @@ use futures::Stream;
 use gongzhi_ledger::{Canonical, Hash};
 use gongzhi_proto::v1::ledger_server::Ledger;
 use gongzhi_proto::v1::{
-    get_block_request, GetBlockRequest, GetBlockResponse, GetReceiptRequest, GetReceiptResponse, GetStateProofRequest,
-    GetStateProofResponse, GetTxRequest, GetTxResponse, StreamBlocksRequest, StreamBlocksResponse, SubmitTxRequest,
-    SubmitTxResponse, TxStatus,
+    get_block_request, GetBlockRequest, GetBlockResponse, GetReceiptRequest, GetReceiptResponse,
+    GetStateProofRequest, GetStateProofResponse, GetTxRequest, GetTxResponse, StreamBlocksRequest,
+    StreamBlocksResponse, SubmitTxRequest, SubmitTxResponse, TxStatus,
 };
 use tonic::{Request, Response, Status};
 
@@ -41,17 +41,17 @@ impl LedgerService {
 pub fn mempool_status(e: &MempoolError) -> Status {
     let message = e.to_string();
     match e {
-        MempoolError::Full { .. } | MempoolError::FullBytes { .. } | MempoolError::SignerQueueFull { .. } => {
-            Status::resource_exhausted(message)
-        }
-        MempoolError::TooLarge { .. } | MempoolError::Malformed(_) | MempoolError::WrongChain { .. } => {
-            Status::invalid_argument(format!("tx: {message}"))
-        }
+        MempoolError::Full { .. }
+        | MempoolError::FullBytes { .. }
+        | MempoolError::SignerQueueFull { .. } => Status::resource_exhausted(message),
+        MempoolError::TooLarge { .. }
+        | MempoolError::Malformed(_)
+        | MempoolError::WrongChain { .. } => Status::invalid_argument(format!("tx: {message}")),
         MempoolError::BadSignature(_) => Status::unauthenticated(message),
         MempoolError::UnknownSigner(_) => Status::permission_denied(message),
-        MempoolError::NonceUsed { .. } | MempoolError::NoncePending { .. } | MempoolError::Duplicate(_) => {
-            Status::already_exists(message)
-        }
+        MempoolError::NonceUsed { .. }
+        | MempoolError::NoncePending { .. }
+        | MempoolError::Duplicate(_) => Status::already_exists(message),
     }
 }
 
@@ -60,10 +60,16 @@ type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status
 impl LedgerService {
     fn tx_receipt(&self, hash: &Hash) -> Result<Option<gongzhi_proto::v1::TxReceipt>, Status> {
         let store = self.context.chain.store();
-        let Some((height, index, _)) = store.tx(hash).map_err(|e| Status::internal(e.to_string()))? else {
+        let Some((height, index, _)) = store
+            .tx(hash)
+            .map_err(|e| Status::internal(e.to_string()))?
+        else {
             return Ok(None);
         };
-        let Some(r) = store.receipt(hash).map_err(|e| Status::internal(e.to_string()))? else {
+        let Some(r) = store
+            .receipt(hash)
+            .map_err(|e| Status::internal(e.to_string()))?
+        else {
             return Ok(None);
         };
         Ok(Some(receipt(&r, height, index)))
@@ -72,19 +78,30 @@ impl LedgerService {
 
 #[tonic::async_trait]
 impl Ledger for LedgerService {
-    async fn submit_tx(&self, request: Request<SubmitTxRequest>) -> Result<Response<SubmitTxResponse>, Status> {
+    async fn submit_tx(
+        &self,
+        request: Request<SubmitTxRequest>,
+    ) -> Result<Response<SubmitTxResponse>, Status> {
         let deadline = deadline_of(request.metadata(), self.default_deadline());
         let request = request.into_inner();
         if request.tx.is_empty() {
-            return Err(Status::invalid_argument("tx is empty: send the tx's canonical bytes"));
+            return Err(Status::invalid_argument(
+                "tx is empty: send the tx's canonical bytes",
+            ));
         }
         let mut commits = self.context.driver.commits.subscribe();
         let hash = {
-            let mut pool = self.context.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut pool = self
+                .context
+                .mempool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let hash = pool
                 .admit_bytes(&request.tx, self.context.accounts.as_ref())
                 .map_err(|e| mempool_status(&e))?;
-            self.context.metrics.set_mempool(pool.len(), pool.total_bytes());
+            self.context
+                .metrics
+                .set_mempool(pool.len(), pool.total_bytes());
             hash
         };
         if let Err(e) = self.context.network.publish_tx(request.tx).await {
@@ -120,10 +137,16 @@ impl Ledger for LedgerService {
         }
     }
 
-    async fn get_tx(&self, request: Request<GetTxRequest>) -> Result<Response<GetTxResponse>, Status> {
+    async fn get_tx(
+        &self,
+        request: Request<GetTxRequest>,
+    ) -> Result<Response<GetTxResponse>, Status> {
         let hash = hash_field(&request.into_inner().tx_hash, "tx_hash")?;
         let store = self.context.chain.store();
-        if let Some((height, index, tx)) = store.tx(&hash).map_err(|e| Status::internal(e.to_string()))? {
+        if let Some((height, index, tx)) = store
+            .tx(&hash)
+            .map_err(|e| Status::internal(e.to_string()))?
+        {
             return Ok(Response::new(GetTxResponse {
                 tx: tx.encode(),
                 tx_hash: hash.0.to_vec(),
@@ -135,7 +158,12 @@ impl Ledger for LedgerService {
                 nonce: tx.body.nonce,
             }));
         }
-        let pending = self.context.mempool.lock().unwrap_or_else(PoisonError::into_inner).contains(&hash);
+        let pending = self
+            .context
+            .mempool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&hash);
         if pending {
             return Ok(Response::new(GetTxResponse {
                 tx_hash: hash.0.to_vec(),
@@ -143,10 +171,15 @@ impl Ledger for LedgerService {
                 ..GetTxResponse::default()
             }));
         }
-        Err(Status::not_found(format!("tx {hash} is neither committed nor pending")))
+        Err(Status::not_found(format!(
+            "tx {hash} is neither committed nor pending"
+        )))
     }
 
-    async fn get_receipt(&self, request: Request<GetReceiptRequest>) -> Result<Response<GetReceiptResponse>, Status> {
+    async fn get_receipt(
+        &self,
+        request: Request<GetReceiptRequest>,
+    ) -> Result<Response<GetReceiptResponse>, Status> {
         let hash = hash_field(&request.into_inner().tx_hash, "tx_hash")?;
         match self.tx_receipt(&hash)? {
             Some(r) => Ok(Response::new(GetReceiptResponse { receipt: Some(r) })),
@@ -154,13 +187,18 @@ impl Ledger for LedgerService {
         }
     }
 
-    async fn get_block(&self, request: Request<GetBlockRequest>) -> Result<Response<GetBlockResponse>, Status> {
+    async fn get_block(
+        &self,
+        request: Request<GetBlockRequest>,
+    ) -> Result<Response<GetBlockResponse>, Status> {
         let store = self.context.chain.store();
         let latest = self.context.chain.height();
         let height = match request.into_inner().block {
             Some(get_block_request::Block::Height(h)) => {
                 if h == 0 || h > latest {
-                    return Err(Status::not_found(format!("no block at height {h} (blocks 1..={latest} exist)")));
+                    return Err(Status::out_of_range(format!(
+                        "no block at height {h} (blocks 1..={latest} exist)"
+                    )));
                 }
                 h
             }
@@ -171,10 +209,15 @@ impl Ledger for LedgerService {
                     .map_err(|e| Status::internal(e.to_string()))?
                     .ok_or_else(|| Status::not_found(format!("no block with hash {hash}")))?
             }
-            None => return Err(Status::invalid_argument("block: set height or hash")),
+            None if latest == 0 => return Err(Status::not_found("no block committed yet")),
+            None => latest,
         };
-        let block = store.block(height).map_err(|e| Status::internal(e.to_string()))?;
-        let cert = store.certificate(height).map_err(|e| Status::internal(e.to_string()))?;
+        let block = store
+            .block(height)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let cert = store
+            .certificate(height)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(GetBlockResponse {
             block: Some(committed_block(&block, &cert)),
         }))
@@ -182,7 +225,10 @@ impl Ledger for LedgerService {
 
     type StreamBlocksStream = BlockStream;
 
-    async fn stream_blocks(&self, request: Request<StreamBlocksRequest>) -> Result<Response<BlockStream>, Status> {
+    async fn stream_blocks(
+        &self,
+        request: Request<StreamBlocksRequest>,
+    ) -> Result<Response<BlockStream>, Status> {
         let mut next = request.into_inner().from_height.max(1);
         let context = self.context.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -208,7 +254,9 @@ impl Ledger for LedgerService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn get_state_proof(

@@ -22,8 +22,8 @@ use anyhow::{Context, Result};
 use gongzhi_proto::v1::authorization_server::AuthorizationServer;
 use gongzhi_proto::v1::civility_server::CivilityServer;
 use gongzhi_proto::v1::ledger_server::LedgerServer;
-use gongzhi_proto::v1::registry_server::RegistryServer;
 use gongzhi_proto::v1::node_server::NodeServer;
+use gongzhi_proto::v1::registry_server::RegistryServer;
 use tokio::sync::watch;
 
 pub use consistency::{deadline_of, resolve_height, ResolvedState};
@@ -33,7 +33,7 @@ use crate::run::NodeContext;
 /// Serve the API on `[rpc] listen` until `shutdown` fires.
 pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let rpc = context.config.rpc.clone();
-    let addr = rpc
+    let addr: std::net::SocketAddr = rpc
         .listen
         .parse()
         .with_context(|| format!("[rpc] listen = {:?} is not host:port", rpc.listen))?;
@@ -43,7 +43,9 @@ pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) ->
     health_reporter
         .set_serving::<LedgerServer<ledger::LedgerService>>()
         .await;
-    health_reporter.set_serving::<NodeServer<node::NodeService>>().await;
+    health_reporter
+        .set_serving::<NodeServer<node::NodeService>>()
+        .await;
     health_reporter
         .set_serving::<AuthorizationServer<authorization::AuthorizationService>>()
         .await;
@@ -66,9 +68,12 @@ pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) ->
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let latest_index = authorization::LatestIndex::spawn(context.clone());
-    let authorization = AuthorizationServer::new(authorization::AuthorizationService::new(context.clone(), latest_index))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let authorization = AuthorizationServer::new(authorization::AuthorizationService::new(
+        context.clone(),
+        latest_index,
+    ))
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let civility = CivilityServer::new(civility::CivilityService::new(context.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -76,9 +81,9 @@ pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) ->
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for gRPC on {addr} (in use? change [rpc] listen)"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for gRPC on {addr} (in use? change [rpc] listen)")
+    })?;
     tracing::info!(%addr, "gRPC API listening");
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(rpc.concurrency_limit)
@@ -90,9 +95,12 @@ pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) ->
         .add_service(authorization)
         .add_service(civility)
         .add_service(registry)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
-            let _ = shutdown.changed().await;
-        })
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                let _ = shutdown.changed().await;
+            },
+        )
         .await
         .context("gRPC server failed")?;
     Ok(())

@@ -22,7 +22,10 @@ impl NodeService {
 
 #[tonic::async_trait]
 impl Node for NodeService {
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let status = self.context.driver.status.borrow().clone();
         Ok(Response::new(StatusResponse {
             chain_id: self.context.chain.chain_id().to_string(),

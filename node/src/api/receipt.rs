@@ -27,15 +27,15 @@
 //! Encoding: canonical (version byte ‖ postcard), like every signed or hashed object.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use gongzhi_contracts::{check, Decision, DenyReason, Genesis, GrantId};
 use gongzhi_contracts::{DatasetId, OrgId, PurposeCode};
 use gongzhi_ledger::codec::to_bytes;
 use gongzhi_ledger::state::apply_changes;
 use gongzhi_ledger::{
-    validator_set_hash, verify_state_proof, Canonical, CommitCertificate, Hash, Header, LedgerError, MemoryState,
-    StateProof, StateReader, Timestamp, ValidatorSet,
+    validator_set_hash, verify_state_proof, Canonical, CommitCertificate, Hash, Header,
+    LedgerError, MemoryState, StateProof, StateReader, Timestamp, ValidatorSet,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +114,10 @@ impl RecordedDecision {
 
     /// The denial reason, if denied with a known code.
     pub fn reason(&self) -> Option<DenyReason> {
-        DenyReason::ALL.iter().copied().find(|r| r.code() == self.reason_code)
+        DenyReason::ALL
+            .iter()
+            .copied()
+            .find(|r| r.code() == self.reason_code)
     }
 }
 
@@ -321,15 +324,18 @@ fn describe(decision: &RecordedDecision) -> String {
 
 /// The validator set that commits block 1, from the genesis document.
 pub fn genesis_validator_set(genesis: &Genesis) -> Result<ValidatorSet, ReceiptError> {
-    let changes = gongzhi_contracts::genesis_changes(genesis).map_err(|e| ReceiptError::Genesis(e.to_string()))?;
+    let changes = gongzhi_contracts::genesis_changes(genesis)
+        .map_err(|e| ReceiptError::Genesis(e.to_string()))?;
     let mut state = MemoryState::new();
     apply_changes(&mut state, &changes);
-    gongzhi_contracts::validator_set_for_next_block(&state).map_err(|e| ReceiptError::Genesis(e.to_string()))
+    gongzhi_contracts::validator_set_for_next_block(&state)
+        .map_err(|e| ReceiptError::Genesis(e.to_string()))
 }
 
 /// Verify receipt bytes offline against a genesis document. See the module docs.
 pub fn verify_receipt(bytes: &[u8], genesis: &Genesis) -> Result<VerifiedDecision, ReceiptError> {
-    let receipt = DecisionReceipt::decode(bytes).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+    let receipt =
+        DecisionReceipt::decode(bytes).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
     if body_digest(&receipt.body) != receipt.digest {
         return Err(ReceiptError::DigestMismatch);
     }
@@ -359,11 +365,15 @@ pub fn verify_receipt(bytes: &[u8], genesis: &Genesis) -> Result<VerifiedDecisio
         };
         let h = &handover.header;
         if h.height <= last_handover || h.height >= body.height || h.chain_id != body.chain_id {
-            return Err(fail("hand-overs must be for increasing heights below the receipt's".into()));
+            return Err(fail(
+                "hand-overs must be for increasing heights below the receipt's".into(),
+            ));
         }
         last_handover = h.height;
         if h.validator_set_hash != validator_set_hash(&trusted) {
-            return Err(fail("its header was not committed by the set trusted at that height".into()));
+            return Err(fail(
+                "its header was not committed by the set trusted at that height".into(),
+            ));
         }
         if handover.certificate.height != h.height || handover.certificate.block_hash != h.hash() {
             return Err(fail("its certificate is for another block".into()));
@@ -373,16 +383,21 @@ pub fn verify_receipt(bytes: &[u8], genesis: &Genesis) -> Result<VerifiedDecisio
             .verify(&body.chain_id, &trusted)
             .map_err(|e| fail(e.to_string()))?;
         if validator_set_hash(&handover.next_set) != h.next_validator_set_hash {
-            return Err(fail("the next set does not match the header's next_validator_set_hash".into()));
+            return Err(fail(
+                "the next set does not match the header's next_validator_set_hash".into(),
+            ));
         }
         trusted = handover.next_set.clone();
     }
     if body.validator_set != trusted {
-        return Err(ReceiptError::UntrustedValidatorSet(if body.handovers.is_empty() {
-            "it is not the genesis validator set, and the receipt shows no validator-set change".into()
-        } else {
-            "it is not the set the hand-overs lead to".into()
-        }));
+        return Err(ReceiptError::UntrustedValidatorSet(
+            if body.handovers.is_empty() {
+                "it is not the genesis validator set, and the receipt shows no validator-set change"
+                    .into()
+            } else {
+                "it is not the set the hand-overs lead to".into()
+            },
+        ));
     }
     if validator_set_hash(&body.validator_set) != header.validator_set_hash {
         return Err(ReceiptError::UntrustedValidatorSet(format!(
@@ -407,20 +422,28 @@ pub fn verify_receipt(bytes: &[u8], genesis: &Genesis) -> Result<VerifiedDecisio
 
     // 3: proofs against the certified state root.
     let mut state = MemoryState::new();
-    let mut proven = BTreeMap::new();
+    let mut proven = BTreeSet::new();
     let mut previous: Option<&[u8]> = None;
     for read in &body.reads {
         let key = gongzhi_contracts::keys::display(&read.key);
         if previous.is_some_and(|p| p >= read.key.as_slice()) {
             return Err(ReceiptError::UnsortedReads(key));
         }
-        previous = Some(&read.key);
-        verify_state_proof(header.state_root, &read.key, read.value.as_deref(), &read.proof)
-            .map_err(|e| ReceiptError::Proof { key, reason: e.to_string() })?;
+        previous = Some(read.key.as_slice());
+        verify_state_proof(
+            header.state_root,
+            &read.key,
+            read.value.as_deref(),
+            &read.proof,
+        )
+        .map_err(|e| ReceiptError::Proof {
+            key,
+            reason: e.to_string(),
+        })?;
         if let Some(value) = &read.value {
             state.insert(read.key.clone(), value.clone());
         }
-        proven.insert(read.key.clone(), ());
+        proven.insert(read.key.clone());
     }
 
     // 4: re-evaluate over exactly the proven values.
@@ -442,11 +465,15 @@ pub fn verify_receipt(bytes: &[u8], genesis: &Genesis) -> Result<VerifiedDecisio
     )
     .map_err(|e| ReceiptError::Evaluation(e.to_string()))?;
     let read_keys = recording.into_keys();
-    if let Some(key) = read_keys.iter().find(|k| !proven.contains_key(*k)) {
-        return Err(ReceiptError::UnprovenRead(gongzhi_contracts::keys::display(key)));
+    if let Some(key) = read_keys.iter().find(|k| !proven.contains(*k)) {
+        return Err(ReceiptError::UnprovenRead(
+            gongzhi_contracts::keys::display(key),
+        ));
     }
-    if let Some(key) = proven.keys().find(|k| !read_keys.contains(*k)) {
-        return Err(ReceiptError::UnusedRead(gongzhi_contracts::keys::display(key)));
+    if let Some(key) = proven.iter().find(|k| !read_keys.contains(*k)) {
+        return Err(ReceiptError::UnusedRead(gongzhi_contracts::keys::display(
+            key,
+        )));
     }
     let recomputed = RecordedDecision::of(&decision);
     if recomputed != body.decision {
@@ -481,8 +508,15 @@ pub struct HandoverIndex {
 
 impl HandoverIndex {
     /// Change heights strictly below `height`.
-    fn heights_below(&self, chain: &crate::chain::Chain, height: u64) -> Result<Vec<u64>, LedgerError> {
-        let mut guard = self.scanned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn heights_below(
+        &self,
+        chain: &crate::chain::Chain,
+        height: u64,
+    ) -> Result<Vec<u64>, LedgerError> {
+        let mut guard = self
+            .scanned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (scanned, changes) = &mut *guard;
         let store = chain.store();
         while *scanned + 1 < height {
@@ -519,18 +553,27 @@ pub fn build_receipt(
     .map_err(|e| e.to_string())?;
     let mut reads = Vec::new();
     for key in recording.into_keys() {
-        let (value, proof) = store.get_with_proof(&key, height).map_err(|e| e.to_string())?;
+        let (value, proof) = store
+            .get_with_proof(&key, height)
+            .map_err(|e| e.to_string())?;
         reads.push(ProvenRead { key, value, proof });
     }
     let header = store.block(height).map_err(|e| e.to_string())?.header;
     let certificate = store.certificate(height).map_err(|e| e.to_string())?;
-    let validator_set = chain.validator_set_at(height).map_err(|e| format!("{e:#}"))?;
+    let validator_set = chain
+        .validator_set_at(height)
+        .map_err(|e| format!("{e:#}"))?;
     let mut steps = Vec::new();
-    for k in handovers.heights_below(chain, height).map_err(|e| e.to_string())? {
+    for k in handovers
+        .heights_below(chain, height)
+        .map_err(|e| e.to_string())?
+    {
         steps.push(Handover {
             header: store.block(k).map_err(|e| e.to_string())?.header,
             certificate: store.certificate(k).map_err(|e| e.to_string())?,
-            next_set: chain.validator_set_at(k + 1).map_err(|e| format!("{e:#}"))?,
+            next_set: chain
+                .validator_set_at(k + 1)
+                .map_err(|e| format!("{e:#}"))?,
         });
     }
     let body = ReceiptBody {

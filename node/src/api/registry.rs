@@ -8,22 +8,39 @@
 
 use std::time::Duration;
 
-use gongzhi_contracts::governance::proposals::{Proposal as ProposalRecord, ProposalAction, ProposalStatus as Status_};
+use gongzhi_contracts::governance::proposals::{
+    Proposal as ProposalRecord, ProposalAction, ProposalStatus as RecordStatus,
+};
 use gongzhi_contracts::governance::{OrgKind, OrgStatus, Organisation as OrgRecord, Role};
 use gongzhi_contracts::grants::{Dataset as DatasetRecord, Sensitivity};
 use gongzhi_contracts::{query, ContractError, DatasetId, Page};
 use gongzhi_ledger::codec::to_bytes;
 use gongzhi_proto::v1::registry_server::Registry;
 use gongzhi_proto::v1::{
-    consistency::Requirement, Consistency, Dataset, DatasetField, FieldSensitivity, GetDatasetRequest,
-    GetDatasetResponse, ListDatasetsRequest, ListDatasetsResponse, ListOrganizationsRequest,
-    ListOrganizationsResponse, ListProposalsRequest, ListProposalsResponse, Organization, OrganizationRole,
-    OrganizationStatus, Proposal, ProposalStatus,
+    consistency::Requirement, Consistency, Dataset, DatasetField, FieldSensitivity,
+    GetDatasetRequest, GetDatasetResponse, ListDatasetsRequest, ListDatasetsResponse,
+    ListOrganizationsRequest, ListOrganizationsResponse, ListProposalsRequest,
+    ListProposalsResponse, Organization, OrganizationRole, OrganizationStatus, Proposal,
+    ProposalStatus,
 };
 use tonic::{Request, Response, Status};
 
 use super::consistency::{deadline_of, resolve_height, ResolvedState};
 use crate::run::NodeContext;
+
+/// The part of a call's deadline a handler may spend waiting: tonic's own timeout layer
+/// cancels the call (`CANCELLED`) exactly at the deadline, so handlers answer
+/// `DEADLINE_EXCEEDED` a little earlier (a tenth of the deadline, at most 50 ms).
+pub(super) fn wait_budget(
+    metadata: &tonic::metadata::MetadataMap,
+    context: &NodeContext,
+) -> Duration {
+    let deadline = deadline_of(
+        metadata,
+        Duration::from_millis(context.config.rpc.default_deadline_ms),
+    );
+    deadline.saturating_sub((deadline / 10).min(Duration::from_millis(50)))
+}
 
 /// Page size when the request leaves it 0.
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
@@ -48,7 +65,9 @@ pub(super) fn require_synced(context: &NodeContext) -> Result<(), Status> {
 /// `InvalidArgument` naming `field` unless `value` is a non-empty id of at most 64 bytes.
 pub(super) fn id_field<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
     if value.is_empty() {
-        return Err(Status::invalid_argument(format!("{field} is empty: set it to an id such as \"yuetan-street\"")));
+        return Err(Status::invalid_argument(format!(
+            "{field} is empty: set it to an id such as \"yuetan-street\""
+        )));
     }
     if value.len() > gongzhi_contracts::types::MAX_SLUG_LEN {
         return Err(Status::invalid_argument(format!(
@@ -81,14 +100,18 @@ impl PageCursor {
         page_token: &str,
     ) -> Result<PageCursor, Status> {
         require_synced(context)?;
-        let deadline = deadline_of(metadata, Duration::from_millis(context.config.rpc.default_deadline_ms));
+        let deadline = wait_budget(metadata, context);
         let limit = match u64::from(page_size) {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
         if page_token.is_empty() {
             let state = resolve_height(context, consistency, deadline).await?;
-            return Ok(PageCursor { state, offset: 0, limit });
+            return Ok(PageCursor {
+                state,
+                offset: 0,
+                limit,
+            });
         }
         let parsed = page_token
             .split_once('.')
@@ -102,7 +125,11 @@ impl PageCursor {
             requirement: Some(Requirement::ExactHeight(height)),
         };
         let state = resolve_height(context, Some(&pinned), deadline).await?;
-        Ok(PageCursor { state, offset, limit })
+        Ok(PageCursor {
+            state,
+            offset,
+            limit,
+        })
     }
 
     /// This page of `items` (the whole filtered list) and the next page's token.
@@ -224,11 +251,16 @@ fn action_summary(action: &ProposalAction) -> String {
         ProposalAction::SuspendOrg(org) => format!("suspend {org}"),
         ProposalAction::ReinstateOrg(org) => format!("reinstate {org}"),
         ProposalAction::SetValidator { org, validator } => match validator {
-            Some(v) => format!("make {org} a validator with power {} and key {}", v.power, v.key),
+            Some(v) => format!(
+                "make {org} a validator with power {} and key {}",
+                v.power, v.key
+            ),
             None => format!("drop the validator role of {org}"),
         },
         ProposalAction::SetRoles { org, roles } => format!("set the roles of {org} to {roles:?}"),
-        ProposalAction::RotateKey { org, old, new } => format!("rotate operator key {old} of {org} to {new}"),
+        ProposalAction::RotateKey { org, old, new } => {
+            format!("rotate operator key {old} of {org} to {new}")
+        }
         ProposalAction::SetParameter(change) => format!("set parameter {change:?}"),
         ProposalAction::SetIssuerQuota { org, quota } => match quota {
             Some(q) => format!("set the issuer quota of {org} to {q}"),
@@ -236,12 +268,19 @@ fn action_summary(action: &ProposalAction) -> String {
         },
         ProposalAction::SetPurpose(p) => format!("set purpose {} ({})", p.code, p.label),
         ProposalAction::RemovePurpose(code) => format!("remove purpose {code}"),
-        ProposalAction::SetReason(r) => format!("set civility reason {} ({}, max {} points)", r.code, r.label, r.max_points),
+        ProposalAction::SetReason(r) => format!(
+            "set civility reason {} ({}, max {} points)",
+            r.code, r.label, r.max_points
+        ),
         ProposalAction::RemoveReason(code) => format!("remove civility reason {code}"),
     }
 }
 
-fn proposal(record: &ProposalRecord, orgs: &[OrgRecord], block_time: gongzhi_ledger::Timestamp) -> Proposal {
+fn proposal(
+    record: &ProposalRecord,
+    orgs: &[OrgRecord],
+    block_time: gongzhi_ledger::Timestamp,
+) -> Proposal {
     let total_power: u64 = orgs.iter().map(OrgRecord::voting_power).sum();
     let approved_power: u64 = orgs
         .iter()
@@ -249,9 +288,9 @@ fn proposal(record: &ProposalRecord, orgs: &[OrgRecord], block_time: gongzhi_led
         .map(OrgRecord::voting_power)
         .sum();
     let (status, passed_height, passed_time_ms) = match record.status {
-        Status_::Passed { height, time } => (ProposalStatus::Passed, height, time.millis()),
-        Status_::Open if block_time >= record.deadline => (ProposalStatus::Expired, 0, 0),
-        Status_::Open => (ProposalStatus::Open, 0, 0),
+        RecordStatus::Passed { height, time } => (ProposalStatus::Passed, height, time.millis()),
+        RecordStatus::Open if block_time >= record.deadline => (ProposalStatus::Expired, 0, 0),
+        RecordStatus::Open => (ProposalStatus::Open, 0, 0),
     };
     Proposal {
         proposal_id: record.id.0,
@@ -284,7 +323,12 @@ impl Registry for RegistryService {
         let role_filter = match OrganizationRole::try_from(request.role) {
             Ok(OrganizationRole::Unspecified) => None,
             Ok(role) => Some(role as i32),
-            Err(_) => return Err(Status::invalid_argument(format!("role {} is not an OrganizationRole", request.role))),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "role {} is not an OrganizationRole",
+                    request.role
+                )))
+            }
         };
         let cursor = PageCursor::resolve(
             &self.context,
@@ -294,7 +338,12 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = self.context.chain.store().state_at(cursor.state.height).map_err(internal)?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(cursor.state.height)
+            .map_err(internal)?;
         let mut orgs: Vec<Organization> = query::list_orgs(&state)
             .map_err(contract)?
             .iter()
@@ -313,16 +362,22 @@ impl Registry for RegistryService {
         }))
     }
 
-    async fn get_dataset(&self, request: Request<GetDatasetRequest>) -> Result<Response<GetDatasetResponse>, Status> {
+    async fn get_dataset(
+        &self,
+        request: Request<GetDatasetRequest>,
+    ) -> Result<Response<GetDatasetResponse>, Status> {
         require_synced(&self.context)?;
-        let deadline = deadline_of(
-            request.metadata(),
-            Duration::from_millis(self.context.config.rpc.default_deadline_ms),
-        );
+        let deadline = wait_budget(request.metadata(), &self.context);
         let request = request.into_inner();
         let id = id_field(&request.dataset_id, "dataset_id")?;
-        let resolved = resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let state = self.context.chain.store().state_at(resolved.height).map_err(internal)?;
+        let resolved =
+            resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(resolved.height)
+            .map_err(internal)?;
         match query::get_dataset(&state, &DatasetId::from(id)).map_err(contract)? {
             Some(record) => Ok(Response::new(GetDatasetResponse {
                 dataset: Some(dataset(&record)),
@@ -348,7 +403,12 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = self.context.chain.store().state_at(cursor.state.height).map_err(internal)?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(cursor.state.height)
+            .map_err(internal)?;
         let mut all: Vec<Dataset> = query::list_datasets(&state)
             .map_err(contract)?
             .iter()
@@ -389,7 +449,12 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = self.context.chain.store().state_at(cursor.state.height).map_err(internal)?;
+        let state = self
+            .context
+            .chain
+            .store()
+            .state_at(cursor.state.height)
+            .map_err(internal)?;
         let orgs = query::list_orgs(&state).map_err(contract)?;
         let mut records = Vec::new();
         let mut page = Page::first(Page::MAX_LIMIT);

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use gongzhi_contracts::grants::lifecycle::NewGrant;
 use gongzhi_contracts::grants::{FieldSpec, GrantTerms, Sensitivity};
-use gongzhi_contracts::{Call, DatasetId, Genesis, GenesisOrg, GenesisPurpose, GenesisReason, OrgId, PurposeCode, ReasonCode};
+use gongzhi_contracts::{
+    Call, DatasetId, Genesis, GenesisOrg, GenesisPurpose, GenesisReason, OrgId, PurposeCode,
+    ReasonCode,
+};
 use gongzhi_ledger::crypto::{signing_message, verify_batch, SignedMessage};
 use gongzhi_ledger::{Keypair, Timestamp, Tx};
 
@@ -75,29 +78,55 @@ pub struct BenchResult {
 /// The bench genesis: 4 validators, 8 dataset owners, 8 grantees, 8 issuers with no quota limit.
 pub fn bench_genesis() -> Genesis {
     let mut organisations = Vec::new();
-    let mut org = |id: String, kind: &str, roles: &[&str], power: Option<u64>, quota: Option<u64>| {
-        organisations.push(GenesisOrg {
-            name: format!("{id} (bench)"),
-            kind: kind.into(),
-            roles: roles.iter().map(|r| (*r).to_string()).collect(),
-            operator_keys: vec![operator_key(&id).public().to_hex()],
-            validator_key: power.map(|_| validator_key(&id).public().to_hex()),
-            power,
-            issuer_quota: quota,
-            id,
-        });
-    };
+    let mut org =
+        |id: String, kind: &str, roles: &[&str], power: Option<u64>, quota: Option<u64>| {
+            organisations.push(GenesisOrg {
+                name: format!("{id} (bench)"),
+                kind: kind.into(),
+                roles: roles.iter().map(|r| (*r).to_string()).collect(),
+                operator_keys: vec![operator_key(&id).public().to_hex()],
+                node_keys: Vec::new(),
+                validator_key: power.map(|_| validator_key(&id).public().to_hex()),
+                power,
+                issuer_quota: quota,
+                id,
+            });
+        };
     for i in 0..4 {
-        org(format!("validator-{i}"), "street-office", &["validator", "member"], Some(1), None);
+        org(
+            format!("validator-{i}"),
+            "street-office",
+            &["validator", "member"],
+            Some(1),
+            None,
+        );
     }
     for i in 0..OWNERS {
-        org(format!("owner-{i}"), "city-department", &["member"], None, None);
+        org(
+            format!("owner-{i}"),
+            "city-department",
+            &["member"],
+            None,
+            None,
+        );
     }
     for i in 0..GRANTEES {
-        org(format!("grantee-{i}"), "city-department", &["member"], None, None);
+        org(
+            format!("grantee-{i}"),
+            "city-department",
+            &["member"],
+            None,
+            None,
+        );
     }
     for i in 0..ISSUERS {
-        org(format!("issuer-{i}"), "street-office", &["member", "issuer"], None, Some(u64::MAX / 4));
+        org(
+            format!("issuer-{i}"),
+            "street-office",
+            &["member", "issuer"],
+            None,
+            Some(u64::MAX / 4),
+        );
     }
     Genesis {
         chain_id: "gongzhi-audit-bench".into(),
@@ -152,16 +181,27 @@ fn sign_parallel(chain_id: &str, calls: Vec<(Keypair, u64, Call)>, threads: usiz
     std::thread::scope(|scope| {
         let handles: Vec<_> = calls
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|(k, n, c)| c.sign(k, chain_id, *n)).collect::<Vec<Tx>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(k, n, c)| c.sign(k, chain_id, *n))
+                        .collect::<Vec<Tx>>()
+                })
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
 }
 
 /// Build the synthetic chain in `data_dir`.
 fn build_chain(data_dir: &Path, options: &BenchOptions, threads: usize) -> Result<FixtureChain> {
     let genesis = bench_genesis();
-    let keys = (0..4).map(|i| validator_key(&format!("validator-{i}"))).collect();
+    let keys = (0..4)
+        .map(|i| validator_key(&format!("validator-{i}")))
+        .collect();
     let mut chain = FixtureChain::with_validator_keys(data_dir, genesis, keys)?;
     chain.block_interval_ms = 1000;
     let mut registrations = Vec::new();
@@ -197,8 +237,16 @@ fn build_chain(data_dir: &Path, options: &BenchOptions, threads: usize) -> Resul
             .collect();
         let txs = sign_parallel(&chain_id, calls, threads);
         let committed = chain.commit_block(txs)?;
-        if let Some((index, receipt)) = committed.receipts.iter().enumerate().find(|(_, r)| !r.is_success()) {
-            anyhow::bail!("bench tx #{index} of block {} failed: {receipt:?}", committed.block.header.height);
+        if let Some((index, receipt)) = committed
+            .receipts
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !r.is_success())
+        {
+            anyhow::bail!(
+                "bench tx #{index} of block {} failed: {receipt:?}",
+                committed.block.header.height
+            );
         }
         done += count;
         blocks += 1;
@@ -211,7 +259,9 @@ fn build_chain(data_dir: &Path, options: &BenchOptions, threads: usize) -> Resul
 /// ed25519 batch verification rate (signatures/s) on `threads` threads, in batches of
 /// `batch` tx-sized messages, over about `duration`.
 pub fn batch_verify_rate(threads: usize, batch: usize, duration: Duration) -> f64 {
-    let keys: Vec<Keypair> = (0..64u8).map(|i| Keypair::from_secret([i.wrapping_add(1); 32])).collect();
+    let keys: Vec<Keypair> = (0..64u8)
+        .map(|i| Keypair::from_secret([i.wrapping_add(1); 32]))
+        .collect();
     let items: Vec<SignedMessage> = (0..batch)
         .map(|i| {
             let key = &keys[i % keys.len()];

@@ -33,7 +33,9 @@ pub enum ExportError {
         path: PathBuf,
     },
     /// The store has no chain in it.
-    #[error("the block store in {path} holds no chain yet (start the node once with this genesis)")]
+    #[error(
+        "the block store in {path} holds no chain yet (start the node once with this genesis)"
+    )]
     NotInitialised {
         /// Store directory.
         path: PathBuf,
@@ -93,7 +95,11 @@ pub struct ExportSummary {
 }
 
 /// Export the chain of the stopped node at `home` into `out`.
-pub fn export_home(home: &Path, out: &Path, progress: &mut Progress) -> Result<ExportSummary, ExportError> {
+pub fn export_home(
+    home: &Path,
+    out: &Path,
+    progress: &mut Progress,
+) -> Result<ExportSummary, ExportError> {
     let config = NodeConfig::load(home).map_err(|e| ExportError::Home {
         home: home.to_path_buf(),
         reason: format!("{e:#}"),
@@ -122,7 +128,10 @@ pub fn open_store(path: &Path) -> Result<Store, ExportError> {
                 path: path.to_path_buf(),
             }
         } else {
-            ExportError::Store { height: 0, source: e }
+            ExportError::Store {
+                height: 0,
+                source: e,
+            }
         }
     })
 }
@@ -142,7 +151,9 @@ pub fn export_store(
             path: store.path().to_path_buf(),
         });
     }
-    let store_hash = store.genesis_hash().map_err(|source| ExportError::Store { height: 0, source })?;
+    let store_hash = store
+        .genesis_hash()
+        .map_err(|source| ExportError::Store { height: 0, source })?;
     if store_hash != genesis.hash() {
         return Err(ExportError::GenesisMismatch {
             file: genesis_path.to_path_buf(),

@@ -35,10 +35,13 @@ use gongzhi_contracts::grants::datasets::AccessRequestArgs;
 use gongzhi_contracts::grants::lifecycle::{Delegation, NewGrant, UseRecord};
 use gongzhi_contracts::grants::{FieldSpec, GrantTerms, Sensitivity};
 use gongzhi_contracts::{
-    Call, CallOutput, DatasetId, Genesis, GenesisOrg, GenesisPurpose, GenesisReason, GrantId, OrgId, ProposalId,
-    PurposeCode, ReasonCode, RecordId, ResidentId,
+    Call, CallOutput, DatasetId, Genesis, GenesisOrg, GenesisPurpose, GenesisReason, GrantId,
+    OrgId, ProposalId, PurposeCode, ReasonCode, RecordId, ResidentId,
 };
-use gongzhi_ledger::{Block, CommitCertificate, CommitSignature, Hash, Keypair, Outcome, PublicKey, Receipt, Timestamp, Tx};
+use gongzhi_ledger::{
+    Block, CommitCertificate, CommitSignature, Hash, Keypair, Outcome, PublicKey, Receipt,
+    Timestamp, Tx,
+};
 
 use super::export::{export_store, ExportSummary};
 use super::progress::Progress;
@@ -55,21 +58,75 @@ pub const DAY: u64 = 24 * HOUR;
 
 /// (id, kind, name, roles, validator power)
 const ORGS: &[(&str, &str, &str, &[&str], u64)] = &[
-    ("yuetan-street", "street-office", "Yuetan Street Office (月坛街道办事处)", &["validator", "member", "issuer"], 1),
-    ("zhanlan-street", "street-office", "Zhanlan Road Street Office (展览路街道办事处)", &["validator", "member", "issuer"], 1),
-    ("jinyu-property", "property-manager", "Jinyu Property Services (金隅物业服务企业)", &["validator", "member"], 1),
-    ("civil-affairs", "city-department", "District Civil Affairs Bureau (区民政局)", &["validator", "member", "issuer"], 1),
-    ("health-commission", "city-department", "District Health Commission (区卫健委)", &["member"], 0),
-    ("police-subbureau", "city-department", "Police Sub-bureau (公安分局)", &["member"], 0),
-    ("service-point", "service-point", "Community Service Point (社区服务站)", &["service-point"], 0),
-    ("audit-bureau", "auditor", "District Audit Bureau (区审计局)", &["auditor"], 0),
+    (
+        "yuetan-street",
+        "street-office",
+        "Yuetan Street Office (月坛街道办事处)",
+        &["validator", "member", "issuer"],
+        1,
+    ),
+    (
+        "zhanlan-street",
+        "street-office",
+        "Zhanlan Road Street Office (展览路街道办事处)",
+        &["validator", "member", "issuer"],
+        1,
+    ),
+    (
+        "jinyu-property",
+        "property-manager",
+        "Jinyu Property Services (金隅物业服务企业)",
+        &["validator", "member"],
+        1,
+    ),
+    (
+        "civil-affairs",
+        "city-department",
+        "District Civil Affairs Bureau (区民政局)",
+        &["validator", "member", "issuer"],
+        1,
+    ),
+    (
+        "health-commission",
+        "city-department",
+        "District Health Commission (区卫健委)",
+        &["member"],
+        0,
+    ),
+    (
+        "police-subbureau",
+        "city-department",
+        "Police Sub-bureau (公安分局)",
+        &["member"],
+        0,
+    ),
+    (
+        "service-point",
+        "service-point",
+        "Community Service Point (社区服务站)",
+        &["service-point"],
+        0,
+    ),
+    (
+        "audit-bureau",
+        "auditor",
+        "District Audit Bureau (区审计局)",
+        &["auditor"],
+        0,
+    ),
 ];
 
 /// Quota of `yuetan-street` per period in the demo genesis (small, so the story breaches it).
 pub const DEMO_ISSUER_QUOTA: u64 = 30;
 
 fn derived_key(role: &str, name: &str) -> Keypair {
-    Keypair::from_secret(Hash::tagged("gongzhi/audit-fixture/v1", format!("{role}/{name}").as_bytes()).0)
+    Keypair::from_secret(
+        Hash::tagged(
+            "gongzhi/audit-fixture/v1",
+            format!("{role}/{name}").as_bytes(),
+        )
+        .0,
+    )
 }
 
 /// The operator (tx signing) key of organisation `org`, derived from its id.
@@ -96,7 +153,10 @@ pub fn demo_genesis() -> Genesis {
         ("elderly-care", "Elderly care (养老服务)"),
         ("emergency-response", "Emergency response (应急处置)"),
         ("subsidy-verification", "Subsidy verification (补贴核验)"),
-        ("community-statistics", "Community governance statistics (社区治理统计)"),
+        (
+            "community-statistics",
+            "Community governance statistics (社区治理统计)",
+        ),
     ];
     let reasons = [
         ("volunteering", "Volunteering (志愿服务)", 20),
@@ -115,6 +175,7 @@ pub fn demo_genesis() -> Genesis {
                 name: (*name).into(),
                 roles: roles.iter().map(|r| (*r).to_string()).collect(),
                 operator_keys: vec![operator_key(id).public().to_hex()],
+                node_keys: Vec::new(),
                 validator_key: (*power > 0).then(|| validator_key(id).public().to_hex()),
                 power: (*power > 0).then_some(*power),
                 issuer_quota: (*id == "yuetan-street").then_some(DEMO_ISSUER_QUOTA),
@@ -165,7 +226,9 @@ impl Committed {
     pub fn output(&self, index: usize) -> Result<CallOutput> {
         match self.receipts.get(index).map(|r| &r.outcome) {
             Some(Outcome::Success { data }) => Ok(CallOutput::from_data(data)?),
-            Some(Outcome::Failure { name, message, .. }) => bail!("tx #{index} failed: {name}: {message}"),
+            Some(Outcome::Failure { name, message, .. }) => {
+                bail!("tx #{index} failed: {name}: {message}")
+            }
             None => bail!("block has no tx #{index}"),
         }
     }
@@ -178,10 +241,18 @@ impl FixtureChain {
     }
 
     /// A new chain whose certificates are signed by `validator_keys` (those in force sign).
-    pub fn with_validator_keys(data_dir: &Path, genesis: Genesis, validator_keys: Vec<Keypair>) -> Result<FixtureChain> {
+    pub fn with_validator_keys(
+        data_dir: &Path,
+        genesis: Genesis,
+        validator_keys: Vec<Keypair>,
+    ) -> Result<FixtureChain> {
         let chain = Chain::open(data_dir, &genesis)?;
         if chain.height() != 0 {
-            bail!("{} already holds a chain at height {}; use an empty directory", data_dir.display(), chain.height());
+            bail!(
+                "{} already holds a chain at height {}; use an empty directory",
+                data_dir.display(),
+                chain.height()
+            );
         }
         Ok(FixtureChain {
             chain,
@@ -242,7 +313,9 @@ impl FixtureChain {
             .map(Keypair::public)
             .find(|k| set.get(&gongzhi_consensus::ValidatorId(k.0)).is_some())
             .context("none of the fixture's validator keys is in the validator set")?;
-        let executed = self.chain.build_block(txs, self.time, proposer, self.last_commit.take())?;
+        let executed = self
+            .chain
+            .build_block(txs, self.time, proposer, self.last_commit.take())?;
         self.time = executed.block.header.time;
         let mut certificate = CommitCertificate {
             height: executed.block.header.height,
@@ -261,7 +334,9 @@ impl FixtureChain {
                 signature: key.sign(&self.genesis.chain_id, VOTE_SIGN_TAG, &bytes),
             });
         }
-        certificate.signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
+        certificate
+            .signatures
+            .sort_by(|a, b| a.validator.cmp(&b.validator));
         let committed = Committed {
             block: executed.block.clone(),
             receipts: executed.receipts.clone(),
@@ -274,7 +349,13 @@ impl FixtureChain {
     /// Export the chain so far to `out`.
     pub fn export(&self, out: &Path) -> Result<ExportSummary> {
         let genesis_path = Path::new("<fixture genesis>");
-        Ok(export_store(self.chain.store(), &self.genesis, genesis_path, out, &mut Progress::silent())?)
+        Ok(export_store(
+            self.chain.store(),
+            &self.genesis,
+            genesis_path,
+            out,
+            &mut Progress::silent(),
+        )?)
     }
 }
 
@@ -301,28 +382,42 @@ fn grant_id(output: CallOutput) -> Result<GrantId> {
     }
 }
 
-/// Play the demo district's stories on a fresh chain from [`demo_genesis`] (about 12 blocks).
+/// Play the demo district's stories on a fresh chain from [`demo_genesis`] (13 blocks, 26 txs).
 pub fn run_demo_story(c: &mut FixtureChain) -> Result<()> {
     let now = c.now();
     let elderly = DatasetId("elderly-roll".into());
     let garbage = DatasetId("garbage-sorting".into());
-    let b = commit(vec![
-        c_tx(c, "civil-affairs", Call::RegisterDataset {
-            id: elderly.clone(),
-            name: "Elderly-care subsidy roll (养老补贴)".into(),
-            fields: vec![
-                field("age", Sensitivity::Internal),
-                field("district", Sensitivity::Public),
-                field("name", Sensitivity::Personal),
-                field("subsidy", Sensitivity::Sensitive),
-            ],
-        }),
-        c_tx(c, "yuetan-street", Call::RegisterDataset {
-            id: garbage.clone(),
-            name: "Garbage-sorting records (垃圾分类)".into(),
-            fields: vec![field("household", Sensitivity::Internal), field("score", Sensitivity::Public)],
-        }),
-    ], c)?;
+    let b = commit(
+        vec![
+            c_tx(
+                c,
+                "civil-affairs",
+                Call::RegisterDataset {
+                    id: elderly.clone(),
+                    name: "Elderly-care subsidy roll (养老补贴)".into(),
+                    fields: vec![
+                        field("age", Sensitivity::Internal),
+                        field("district", Sensitivity::Public),
+                        field("name", Sensitivity::Personal),
+                        field("subsidy", Sensitivity::Sensitive),
+                    ],
+                },
+            ),
+            c_tx(
+                c,
+                "yuetan-street",
+                Call::RegisterDataset {
+                    id: garbage.clone(),
+                    name: "Garbage-sorting records (垃圾分类)".into(),
+                    fields: vec![
+                        field("household", Sensitivity::Internal),
+                        field("score", Sensitivity::Public),
+                    ],
+                },
+            ),
+        ],
+        c,
+    )?;
     b.output(0)?;
     let request = |purpose: &str, fields: &[&str], why: &str| {
         Call::RequestAccess(AccessRequestArgs {
@@ -334,30 +429,54 @@ pub fn run_demo_story(c: &mut FixtureChain) -> Result<()> {
             justification: why.into(),
         })
     };
-    let health_request = request("elderly-care", &["age", "district"], "home visits for residents over 80");
-    let police_request = request("emergency-response", &["age", "district"], "evacuation planning");
-    let b = commit(vec![
-        c_tx(c, "health-commission", health_request),
-        c_tx(c, "police-subbureau", police_request),
-    ], c)?;
-    let (CallOutput::Request(health_req), CallOutput::Request(police_req)) = (b.output(0)?, b.output(1)?) else {
+    let health_request = request(
+        "elderly-care",
+        &["age", "district"],
+        "home visits for residents over 80",
+    );
+    let police_request = request(
+        "emergency-response",
+        &["age", "district"],
+        "evacuation planning",
+    );
+    let b = commit(
+        vec![
+            c_tx(c, "health-commission", health_request),
+            c_tx(c, "police-subbureau", police_request),
+        ],
+        c,
+    )?;
+    let (CallOutput::Request(health_req), CallOutput::Request(police_req)) =
+        (b.output(0)?, b.output(1)?)
+    else {
         bail!("access requests did not return request ids");
     };
-    let b = commit(vec![
-        c_tx(c, "civil-affairs", Call::ApproveRequest {
-            request: health_req,
-            terms: GrantTerms {
-                max_uses: Some(100),
-                delegation_depth: 0,
-                co_approver: None,
-                consent_hash: None,
-            },
-        }),
-        c_tx(c, "civil-affairs", Call::RejectRequest {
-            request: police_req,
-            reason: "emergency use goes through the district emergency office".into(),
-        }),
-    ], c)?;
+    let b = commit(
+        vec![
+            c_tx(
+                c,
+                "civil-affairs",
+                Call::ApproveRequest {
+                    request: health_req,
+                    terms: GrantTerms {
+                        max_uses: Some(100),
+                        delegation_depth: 0,
+                        co_approver: None,
+                        consent_hash: None,
+                    },
+                },
+            ),
+            c_tx(
+                c,
+                "civil-affairs",
+                Call::RejectRequest {
+                    request: police_req,
+                    reason: "emergency use goes through the district emergency office".into(),
+                },
+            ),
+        ],
+        c,
+    )?;
     let health_grant = grant_id(b.output(0)?)?;
     let new_grant = |grantee: &str, purpose: &str, hours: u64, depth: u8| {
         Call::IssueGrant(NewGrant {
@@ -374,43 +493,79 @@ pub fn run_demo_story(c: &mut FixtureChain) -> Result<()> {
             parent: None,
         })
     };
-    let b = commit(vec![
-        c_tx(c, "yuetan-street", new_grant("police-subbureau", "emergency-response", 2, 0)),
-        c_tx(c, "yuetan-street", new_grant("civil-affairs", "community-statistics", 24 * 60, 1)),
-        c_tx(c, "health-commission", Call::RecordUse(UseRecord {
-            grant: health_grant,
-            fields: strings(&["age"]),
-            purpose: PurposeCode("elderly-care".into()),
-            reference: None,
-        })),
-    ], c)?;
+    let b = commit(
+        vec![
+            c_tx(
+                c,
+                "yuetan-street",
+                new_grant("police-subbureau", "emergency-response", 2, 0),
+            ),
+            c_tx(
+                c,
+                "yuetan-street",
+                new_grant("civil-affairs", "community-statistics", 24 * 60, 1),
+            ),
+            c_tx(
+                c,
+                "health-commission",
+                Call::RecordUse(UseRecord {
+                    grant: health_grant,
+                    fields: strings(&["age"]),
+                    purpose: PurposeCode("elderly-care".into()),
+                    reference: None,
+                }),
+            ),
+        ],
+        c,
+    )?;
     let parent = grant_id(b.output(1)?)?;
-    commit(vec![c_tx(c, "civil-affairs", Call::DelegateGrant(Delegation {
-        parent,
-        grantee: OrgId("zhanlan-street".into()),
-        fields: strings(&["score"]),
-        purposes: vec![PurposeCode("community-statistics".into())],
-        valid_from: now,
-        valid_until: now.plus_millis(24 * 30 * HOUR),
-        max_uses: None,
-        delegation_depth: 0,
-    }))], c)?
+    commit(
+        vec![c_tx(
+            c,
+            "civil-affairs",
+            Call::DelegateGrant(Delegation {
+                parent,
+                grantee: OrgId("zhanlan-street".into()),
+                fields: strings(&["score"]),
+                purposes: vec![PurposeCode("community-statistics".into())],
+                valid_from: now,
+                valid_until: now.plus_millis(24 * 30 * HOUR),
+                max_uses: None,
+                delegation_depth: 0,
+            }),
+        )],
+        c,
+    )?
     .output(0)?;
-    commit(vec![c_tx(c, "yuetan-street", Call::RevokeGrant {
-        grant: parent,
-        reason: "statistics project closed".into(),
-    })], c)?
+    commit(
+        vec![c_tx(
+            c,
+            "yuetan-street",
+            Call::RevokeGrant {
+                grant: parent,
+                reason: "statistics project closed".into(),
+            },
+        )],
+        c,
+    )?
     .output(0)?;
     civility_story(c)?;
     governance_story(c)?;
     // Let the police grant (2 hours) expire.
     c.advance(3 * HOUR);
-    commit(vec![c_tx(c, "health-commission", Call::RecordUse(UseRecord {
-        grant: health_grant,
-        fields: strings(&["district"]),
-        purpose: PurposeCode("elderly-care".into()),
-        reference: None,
-    }))], c)?
+    commit(
+        vec![c_tx(
+            c,
+            "health-commission",
+            Call::RecordUse(UseRecord {
+                grant: health_grant,
+                fields: strings(&["district"]),
+                purpose: PurposeCode("elderly-care".into()),
+                reference: None,
+            }),
+        )],
+        c,
+    )?
     .output(0)?;
     Ok(())
 }
@@ -431,7 +586,9 @@ fn civility_story(c: &mut FixtureChain) -> Result<()> {
         points,
     };
     // yuetan-street's quota is 30 points: the seventh award of 5 breaches it.
-    let mut txs: Vec<Tx> = (1..=7).map(|n| c_tx(c, "yuetan-street", award(n, "garbage-sorting", 5))).collect();
+    let mut txs: Vec<Tx> = (1..=7)
+        .map(|n| c_tx(c, "yuetan-street", award(n, "garbage-sorting", 5)))
+        .collect();
     txs.push(c_tx(c, "civil-affairs", award(1, "volunteering", 20)));
     txs.push(c_tx(c, "zhanlan-street", award(2, "neighbourly-help", 8)));
     let b = c.commit_block(txs)?;
@@ -439,17 +596,28 @@ fn civility_story(c: &mut FixtureChain) -> Result<()> {
         CallOutput::Record(id) => id,
         other => bail!("award returned {other:?}"),
     };
-    let b = commit(vec![
-        c_tx(c, "service-point", Call::Redeem {
-            resident: resident(1),
-            points: 10,
-            item: "rice (大米) 5 kg".into(),
-        }),
-        c_tx(c, "yuetan-street", Call::Reverse {
-            record: RecordId(first_award.0 + 2),
-            why: "duplicate entry for the same sorting day".into(),
-        }),
-    ], c)?;
+    let b = commit(
+        vec![
+            c_tx(
+                c,
+                "service-point",
+                Call::Redeem {
+                    resident: resident(1),
+                    points: 10,
+                    item: "rice (大米) 5 kg".into(),
+                },
+            ),
+            c_tx(
+                c,
+                "yuetan-street",
+                Call::Reverse {
+                    record: RecordId(first_award.0 + 2),
+                    why: "duplicate entry for the same sorting day".into(),
+                },
+            ),
+        ],
+        c,
+    )?;
     b.output(0)?;
     b.output(1)?;
     Ok(())
@@ -468,10 +636,13 @@ fn governance_story(c: &mut FixtureChain) -> Result<()> {
         CallOutput::Proposal(progress) => progress.id,
         other => bail!("propose returned {other:?}"),
     };
-    let b = commit(vec![
-        c_tx(c, "yuetan-street", Call::Approve(id)),
-        c_tx(c, "zhanlan-street", Call::Approve(id)),
-    ], c)?;
+    let b = commit(
+        vec![
+            c_tx(c, "yuetan-street", Call::Approve(id)),
+            c_tx(c, "zhanlan-street", Call::Approve(id)),
+        ],
+        c,
+    )?;
     match b.output(1)? {
         CallOutput::Proposal(progress) if progress.passed => {}
         other => bail!("the power change did not pass: {other:?}"),

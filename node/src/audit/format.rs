@@ -101,7 +101,9 @@ pub enum FormatError {
         supported: u32,
     },
     /// The stream ends inside a record or before the trailer.
-    #[error("the file ends after {records} records without its trailer: it is truncated; re-export it")]
+    #[error(
+        "the file ends after {records} records without its trailer: it is truncated; re-export it"
+    )]
     Truncated {
         /// Complete records read.
         records: u64,
@@ -169,7 +171,9 @@ pub struct ExportWriter<W: Write> {
 
 impl<W: Write> std::fmt::Debug for ExportWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportWriter").field("blocks", &self.blocks).finish()
+        f.debug_struct("ExportWriter")
+            .field("blocks", &self.blocks)
+            .finish()
     }
 }
 
@@ -209,7 +213,11 @@ impl<W: Write> ExportWriter<W> {
     }
 
     /// Append an already encoded [`AuditBlock`] (its hash is given by the caller).
-    pub fn write_encoded_block(&mut self, encoded: &[u8], block_hash: Hash) -> Result<(), FormatError> {
+    pub fn write_encoded_block(
+        &mut self,
+        encoded: &[u8],
+        block_hash: Hash,
+    ) -> Result<(), FormatError> {
         self.write_record(KIND_BLOCK, encoded)?;
         self.blocks += 1;
         self.last_hash = block_hash;
@@ -326,11 +334,12 @@ impl<R: Read> ExportReader<R> {
                 found: kind_name(kind),
             });
         }
-        let genesis: Genesis = from_bytes(&payload, "genesis").map_err(|e| FormatError::Undecodable {
-            record: 0,
-            kind: "genesis",
-            reason: e.to_string(),
-        })?;
+        let genesis: Genesis =
+            from_bytes(&payload, "genesis").map_err(|e| FormatError::Undecodable {
+                record: 0,
+                kind: "genesis",
+                reason: e.to_string(),
+            })?;
         Ok(ExportReader {
             input,
             records: 0,
@@ -372,7 +381,10 @@ impl<R: Read> ExportReader<R> {
                 expected: "a block or the trailer",
                 found: "genesis",
             }),
-            other => Err(FormatError::UnknownKind { record, kind: other }),
+            other => Err(FormatError::UnknownKind {
+                record,
+                kind: other,
+            }),
         }
     }
 
@@ -408,7 +420,12 @@ fn read_record<R: Read>(input: &mut R, record: u64) -> Result<(u8, Vec<u8>), For
         KIND_GENESIS => MAX_GENESIS_BYTES,
         KIND_BLOCK => AuditBlock::MAX_BYTES,
         KIND_TRAILER => TRAILER_BYTES,
-        other => return Err(FormatError::UnknownKind { record, kind: other }),
+        other => {
+            return Err(FormatError::UnknownKind {
+                record,
+                kind: other,
+            })
+        }
     };
     if len > max {
         return Err(FormatError::TooLarge {

@@ -51,11 +51,17 @@ struct Series<'a> {
 
 /// A grouped vertical bar chart as inline SVG.
 fn bar_chart(title: &str, categories: &[String], series: &[Series<'_>]) -> String {
-    let (width, height) = (1100.0_f64, 320.0_f64);
-    let (left, right, top, bottom) = (60.0, 20.0, 36.0, 90.0);
+    let (width, height) = (1100.0_f64, 340.0_f64);
+    let (left, right, top, bottom) = (60.0, 170.0, 36.0, 110.0);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
-    let max = series.iter().flat_map(|s| s.values.iter().copied()).max().unwrap_or(0).max(1);
+    // An even maximum of at least 2, so the three gridlines are whole numbers.
+    let highest = series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .max()
+        .unwrap_or(0);
+    let max = highest.max(2).div_ceil(2) * 2;
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -84,9 +90,10 @@ fn bar_chart(title: &str, categories: &[String], series: &[Series<'_>]) -> Strin
         );
     }
     let group_w = plot_w / categories.len().max(1) as f64;
-    let bar_w = (group_w * 0.8 / series.len().max(1) as f64).max(1.0);
+    let bar_w = (group_w * 0.8 / series.len().max(1) as f64).clamp(1.0, 48.0);
     for (ci, category) in categories.iter().enumerate() {
-        let gx = left + group_w * ci as f64 + group_w * 0.1;
+        let used = bar_w * series.len() as f64;
+        let gx = left + group_w * ci as f64 + (group_w - used) / 2.0;
         for (si, s) in series.iter().enumerate() {
             let value = s.values.get(ci).copied().unwrap_or(0);
             let h = plot_h * value as f64 / max as f64;
@@ -101,11 +108,11 @@ fn bar_chart(title: &str, categories: &[String], series: &[Series<'_>]) -> Strin
                 name = esc(s.name)
             );
         }
-        let lx = gx + group_w * 0.4;
+        let lx = gx + used / 2.0;
         let ly = top + plot_h + 14.0;
         let _ = write!(
             svg,
-            r##"<text x="{lx:.1}" y="{ly:.1}" font-size="11" fill="#333" text-anchor="end" transform="rotate(-30 {lx:.1} {ly:.1})">{}</text>"##,
+            r##"<text x="{lx:.1}" y="{ly:.1}" font-size="11" fill="#333" text-anchor="start" transform="rotate(30 {lx:.1} {ly:.1})">{}</text>"##,
             esc(category)
         );
     }
@@ -153,11 +160,16 @@ fn events_table(caption: &str, events: &[Event], total: u64) -> String {
 }
 
 /// Merge daily buckets into months (or years) so a chart has at most [`MAX_BUCKETS`] bars.
-fn bucketed(by_day: &BTreeMap<String, BTreeMap<String, GrantCounts>>) -> BTreeMap<String, BTreeMap<String, GrantCounts>> {
+fn bucketed(
+    by_day: &BTreeMap<String, BTreeMap<String, GrantCounts>>,
+) -> BTreeMap<String, BTreeMap<String, GrantCounts>> {
     let mut width = 10; // YYYY-MM-DD
     for candidate in [10, 7, 4] {
         width = candidate;
-        let keys: std::collections::BTreeSet<&str> = by_day.keys().map(|d| &d[..candidate.min(d.len())]).collect();
+        let keys: std::collections::BTreeSet<&str> = by_day
+            .keys()
+            .map(|d| &d[..candidate.min(d.len())])
+            .collect();
         if keys.len() <= MAX_BUCKETS {
             break;
         }
@@ -221,16 +233,27 @@ pub fn render(report: &AuditReport) -> String {
 
     let agencies: Vec<String> = report.grants_by_agency.keys().cloned().collect();
     let rows: Vec<&GrantCounts> = report.grants_by_agency.values().collect();
-    body += &section(CHART_TITLES[0], &bar_chart(CHART_TITLES[0], &agencies, &grant_series(&rows)));
+    body += &section(
+        CHART_TITLES[0],
+        &bar_chart(CHART_TITLES[0], &agencies, &grant_series(&rows)),
+    );
 
     let buckets = bucketed(&report.grants_by_day);
     let periods: Vec<String> = buckets.keys().cloned().collect();
     let mut over_time = String::new();
     let empty = GrantCounts::default();
     for agency in &agencies {
-        let rows: Vec<&GrantCounts> = buckets.values().map(|orgs| orgs.get(agency).unwrap_or(&empty)).collect();
+        let rows: Vec<&GrantCounts> = buckets
+            .values()
+            .map(|orgs| orgs.get(agency).unwrap_or(&empty))
+            .collect();
         let title = format!("Grants over time: {agency}");
-        let _ = write!(over_time, "<h3>{}</h3>{}", esc(&title), bar_chart(&title, &periods, &grant_series(&rows)));
+        let _ = write!(
+            over_time,
+            "<h3>{}</h3>{}",
+            esc(&title),
+            bar_chart(&title, &periods, &grant_series(&rows))
+        );
     }
     if agencies.is_empty() {
         over_time = bar_chart(CHART_TITLES[1], &[], &grant_series(&[]));
@@ -279,15 +302,29 @@ pub fn render(report: &AuditReport) -> String {
             values: reversed,
         },
     ];
-    body += &section(CHART_TITLES[3], &bar_chart(CHART_TITLES[3], &labels, &series));
+    body += &section(
+        CHART_TITLES[3],
+        &bar_chart(CHART_TITLES[3], &labels, &series),
+    );
 
-    let points: Vec<String> = report.redemptions_by_service_point.keys().cloned().collect();
+    let points: Vec<String> = report
+        .redemptions_by_service_point
+        .keys()
+        .cloned()
+        .collect();
     let series = vec![Series {
         name: "points redeemed",
         color: APPROVED,
-        values: report.redemptions_by_service_point.values().map(|c| c.points).collect(),
+        values: report
+            .redemptions_by_service_point
+            .values()
+            .map(|c| c.points)
+            .collect(),
     }];
-    body += &section(CHART_TITLES[4], &bar_chart(CHART_TITLES[4], &points, &series));
+    body += &section(
+        CHART_TITLES[4],
+        &bar_chart(CHART_TITLES[4], &points, &series),
+    );
 
     let a = &report.anomalies;
     let kinds = vec![
@@ -299,12 +336,25 @@ pub fn render(report: &AuditReport) -> String {
     let series = vec![Series {
         name: "count",
         color: REVOKED,
-        values: vec![a.quota_breaches, a.reversals, a.revocation_cascades, a.grants_revoked_by_cascade],
+        values: vec![
+            a.quota_breaches,
+            a.reversals,
+            a.revocation_cascades,
+            a.grants_revoked_by_cascade,
+        ],
     }];
     let mut anomalies = bar_chart(CHART_TITLES[5], &kinds, &series);
-    anomalies += &events_table("Attempted quota breaches (QUOTA_EXCEEDED receipts)", &a.quota_breach_events, a.quota_breaches);
+    anomalies += &events_table(
+        "Attempted quota breaches (QUOTA_EXCEEDED receipts)",
+        &a.quota_breach_events,
+        a.quota_breaches,
+    );
     anomalies += &events_table("Award reversals", &a.reversal_events, a.reversals);
-    anomalies += &events_table("Revocation cascades", &a.cascade_events, a.revocation_cascades);
+    anomalies += &events_table(
+        "Revocation cascades",
+        &a.cascade_events,
+        a.revocation_cascades,
+    );
     body += &section(CHART_TITLES[5], &anomalies);
 
     let mut failures = String::from("<table><tr><th>error</th><th>failed txs</th></tr>");

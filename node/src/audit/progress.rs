@@ -60,7 +60,11 @@ impl Progress {
     fn print(&self, blocks: u64, txs: u64) {
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         let of = if self.total_blocks > 0 {
-            format!("/{} ({:.0} %)", self.total_blocks, blocks as f64 * 100.0 / self.total_blocks as f64)
+            format!(
+                "/{} ({:.0} %)",
+                self.total_blocks,
+                blocks as f64 * 100.0 / self.total_blocks as f64
+            )
         } else {
             String::new()
         };

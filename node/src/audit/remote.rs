@@ -61,9 +61,13 @@ async fn stream_export(
     } else {
         format!("http://{addr}")
     };
-    let mut node = NodeClient::connect(url.clone())
-        .await
-        .map_err(|e| node_error(addr, "cannot connect (is the node running and is this its rpc.listen address?)", &e))?;
+    let mut node = NodeClient::connect(url.clone()).await.map_err(|e| {
+        node_error(
+            addr,
+            "cannot connect (is the node running and is this its rpc.listen address?)",
+            &e,
+        )
+    })?;
     let status = node
         .status(StatusRequest {})
         .await
@@ -73,14 +77,22 @@ async fn stream_export(
         return Err(node_error(
             addr,
             "wrong genesis file",
-            &format!("the node serves chain {:?}, {} is for {:?}", status.chain_id, genesis_path.display(), genesis.chain_id),
+            &format!(
+                "the node serves chain {:?}, {} is for {:?}",
+                status.chain_id,
+                genesis_path.display(),
+                genesis.chain_id
+            ),
         ));
     }
     if status.earliest_height > 1 {
         return Err(node_error(
             addr,
             "history pruned",
-            &format!("the node keeps blocks from {} only; export from an archive node", status.earliest_height),
+            &format!(
+                "the node keeps blocks from {} only; export from an archive node",
+                status.earliest_height
+            ),
         ));
     }
     let latest = status.latest_height;
@@ -102,13 +114,23 @@ async fn stream_export(
             .await
             .map_err(|e| node_error(addr, "StreamBlocks failed", &e))?
             .and_then(|m| m.block)
-            .ok_or_else(|| node_error(addr, "StreamBlocks", &format!("the stream ended before block {height}")))?;
-        let bad = |what: &str, e: &dyn Display| node_error(addr, &format!("block {height}: {what}"), e);
+            .ok_or_else(|| {
+                node_error(
+                    addr,
+                    "StreamBlocks",
+                    &format!("the stream ended before block {height}"),
+                )
+            })?;
+        let bad =
+            |what: &str, e: &dyn Display| node_error(addr, &format!("block {height}: {what}"), e);
         let block = Block::decode(&committed.block).map_err(|e| bad("undecodable block", &e))?;
-        let certificate =
-            CommitCertificate::decode(&committed.commit_certificate).map_err(|e| bad("undecodable certificate", &e))?;
+        let certificate = CommitCertificate::decode(&committed.commit_certificate)
+            .map_err(|e| bad("undecodable certificate", &e))?;
         if block.header.height != height {
-            return Err(bad("out of order", &format!("the node sent block {}", block.header.height)));
+            return Err(bad(
+                "out of order",
+                &format!("the node sent block {}", block.header.height),
+            ));
         }
         if height == 1 && block.header.prev_block_hash != genesis.hash() {
             return Err(ExportError::GenesisMismatch {

@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use gongzhi_consensus::{ValidatorId, ValidatorSet};
-use gongzhi_contracts::{execute_block, genesis_changes, validator_set_for_next_block, BlockContext, Genesis};
+use gongzhi_contracts::{
+    execute_block, genesis_changes, validator_set_for_next_block, BlockContext, Genesis,
+};
 use gongzhi_ledger::{
-    validator_set_hash, Block, CommitCertificate, Hash, LedgerError, Outcome, Receipt, StateChanges, StateReader,
-    Store, Timestamp,
+    validator_set_hash, Block, CommitCertificate, Hash, LedgerError, Outcome, Receipt,
+    StateChanges, StateReader, Store, Timestamp,
 };
 use serde::Serialize;
 
@@ -95,7 +97,12 @@ pub struct ExecutorTimes {
 /// Something that looks at every replayed block (the report builder).
 pub trait ReplayObserver {
     /// Called after block `block` was verified and committed; `state` is the state after it.
-    fn observe(&mut self, block: &Block, receipts: &[Receipt], state: &dyn StateReader) -> Result<(), ReplayError>;
+    fn observe(
+        &mut self,
+        block: &Block,
+        receipts: &[Receipt],
+        state: &dyn StateReader,
+    ) -> Result<(), ReplayError>;
 
     /// Called once after the last block verified; `state` is the final state.
     fn finish(&mut self, _state: &dyn StateReader) -> Result<(), ReplayError> {
@@ -108,7 +115,12 @@ pub trait ReplayObserver {
 pub struct NoObserver;
 
 impl ReplayObserver for NoObserver {
-    fn observe(&mut self, _: &Block, _: &[Receipt], _: &dyn StateReader) -> Result<(), ReplayError> {
+    fn observe(
+        &mut self,
+        _: &Block,
+        _: &[Receipt],
+        _: &dyn StateReader,
+    ) -> Result<(), ReplayError> {
         Ok(())
     }
 }
@@ -130,7 +142,11 @@ pub fn replay<R: Read + Send + 'static>(
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     let genesis = reader.genesis().clone();
-    genesis.validate().map_err(|e| ReplayError::InvalidGenesis { reason: e.to_string() })?;
+    genesis
+        .validate()
+        .map_err(|e| ReplayError::InvalidGenesis {
+            reason: e.to_string(),
+        })?;
     let genesis_hash = genesis.hash();
     if let Some(expected) = options.trusted_genesis {
         if expected != genesis_hash {
@@ -152,7 +168,10 @@ pub fn replay<R: Read + Send + 'static>(
     let result = run(&pipeline, &mut executor, observer, &mut progress);
     pipeline.stop();
     result?;
-    let state = executor.store.latest_state().map_err(|e| executor.scratch_error(e))?;
+    let state = executor
+        .store
+        .latest_state()
+        .map_err(|e| executor.scratch_error(e))?;
     observer.finish(&state)?;
     drop(state);
     progress.finish(executor.height, executor.txs);
@@ -199,7 +218,9 @@ fn run(
                 progress.tick(executor.height, executor.txs);
             }
             Item::End(trailer) => {
-                if trailer.blocks != executor.height || trailer.last_block_hash != executor.prev_hash {
+                if trailer.blocks != executor.height
+                    || trailer.last_block_hash != executor.prev_hash
+                {
                     return Err(ReplayError::TrailerMismatch {
                         trailer_blocks: trailer.blocks,
                         trailer_hash: trailer.last_block_hash,
@@ -223,7 +244,9 @@ struct ScratchDir {
 impl ScratchDir {
     fn create(parent: Option<&Path>) -> Result<ScratchDir, ReplayError> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let path = parent.join(format!("gongzhi-replay-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).map_err(|e| ReplayError::Scratch {
             path: path.display().to_string(),
@@ -283,11 +306,17 @@ impl Executor {
             source,
         };
         let store = Store::open(dir.join("state")).map_err(fail)?;
-        let changes = genesis_changes(genesis).map_err(|e| ReplayError::InvalidGenesis { reason: e.to_string() })?;
-        let root = store.init_genesis(&genesis.chain_id, genesis.hash(), &changes).map_err(fail)?;
+        let changes = genesis_changes(genesis).map_err(|e| ReplayError::InvalidGenesis {
+            reason: e.to_string(),
+        })?;
+        let root = store
+            .init_genesis(&genesis.chain_id, genesis.hash(), &changes)
+            .map_err(fail)?;
         let set = genesis
             .validator_set()
-            .map_err(|e| ReplayError::InvalidGenesis { reason: e.to_string() })?;
+            .map_err(|e| ReplayError::InvalidGenesis {
+                reason: e.to_string(),
+            })?;
         Ok(Executor {
             store,
             scratch,
@@ -317,7 +346,9 @@ impl Executor {
     /// A worker's error for the next record; a record for another height is reported as a gap.
     fn explain(&self, error: ReplayError) -> ReplayError {
         match error.height() {
-            Some(found) if found != self.height + 1 && !matches!(error, ReplayError::HeightGap { .. }) => {
+            Some(found)
+                if found != self.height + 1 && !matches!(error, ReplayError::HeightGap { .. }) =>
+            {
                 ReplayError::HeightGap {
                     expected: self.height + 1,
                     found,
@@ -327,7 +358,11 @@ impl Executor {
         }
     }
 
-    fn apply(&mut self, checked: CheckedBlock, observer: &mut dyn ReplayObserver) -> Result<(), ReplayError> {
+    fn apply(
+        &mut self,
+        checked: CheckedBlock,
+        observer: &mut dyn ReplayObserver,
+    ) -> Result<(), ReplayError> {
         let CheckedBlock { record, hash } = checked;
         let block = &record.block;
         let header = &block.header;
@@ -343,28 +378,44 @@ impl Executor {
                 source_of_truth: "the validator set tracked from governance",
             });
         }
-        if self.current_set.get(&ValidatorId(header.proposer.0)).is_none() {
+        if self
+            .current_set
+            .get(&ValidatorId(header.proposer.0))
+            .is_none()
+        {
             return Err(ReplayError::ProposerNotValidator {
                 height,
                 proposer: header.proposer,
             });
         }
-        check_quorum(&record.certificate, &self.current_set, "the commit certificate")?;
+        check_quorum(
+            &record.certificate,
+            &self.current_set,
+            "the commit certificate",
+        )?;
         if let Some(last) = &block.last_commit {
-            check_quorum(last, &self.previous_set, "the certificate carried in the next block")?;
+            check_quorum(
+                last,
+                &self.previous_set,
+                "the certificate carried in the next block",
+            )?;
         }
 
-        let state = self.store.latest_state().map_err(|e| self.scratch_error(e))?;
+        let state = self
+            .store
+            .latest_state()
+            .map_err(|e| self.scratch_error(e))?;
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height,
             time: header.time,
         };
         let phase = Instant::now();
-        let outcome = execute_block(&state, &ctx, &block.txs).map_err(|e| ReplayError::Execution {
-            height,
-            reason: e.to_string(),
-        })?;
+        let outcome =
+            execute_block(&state, &ctx, &block.txs).map_err(|e| ReplayError::Execution {
+                height,
+                reason: e.to_string(),
+            })?;
         self.times.execution += phase.elapsed().as_secs_f64();
         compare_receipts(block, &record.receipts, &outcome.receipts)?;
         let next_set = validator_set_for_next_block(&AfterBlock {
@@ -377,7 +428,10 @@ impl Executor {
         })?;
         drop(state);
         let phase = Instant::now();
-        let prepared = self.store.prepare(&outcome.changes).map_err(|e| self.scratch_error(e))?;
+        let prepared = self
+            .store
+            .prepare(&outcome.changes)
+            .map_err(|e| self.scratch_error(e))?;
         self.times.state_root += phase.elapsed().as_secs_f64();
         if prepared.root() != header.state_root {
             return Err(ReplayError::StateRootMismatch {
@@ -407,7 +461,8 @@ impl Executor {
         self.failed_txs += outcome.receipts.iter().filter(|r| !r.is_success()).count() as u64;
         self.signatures += (block.txs.len()
             + record.certificate.signatures.len()
-            + block.last_commit.as_ref().map_or(0, |c| c.signatures.len())) as u64;
+            + block.last_commit.as_ref().map_or(0, |c| c.signatures.len()))
+            as u64;
         if next_hash != set_hash {
             self.set_changes += 1;
         }
@@ -415,12 +470,20 @@ impl Executor {
         self.prev_hash = hash;
         self.prev_time = header.time;
         self.previous_set = std::mem::replace(&mut self.current_set, next_set);
-        let state = self.store.latest_state().map_err(|e| self.scratch_error(e))?;
+        let state = self
+            .store
+            .latest_state()
+            .map_err(|e| self.scratch_error(e))?;
         observer.observe(block, &outcome.receipts, &state)
     }
 
     /// Height, link to the previous block, certificate target, time.
-    fn check_links(&self, block: &Block, certificate: &CommitCertificate, hash: Hash) -> Result<(), ReplayError> {
+    fn check_links(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        hash: Hash,
+    ) -> Result<(), ReplayError> {
         let header = &block.header;
         let height = header.height;
         if height != self.height + 1 {
@@ -464,14 +527,22 @@ impl Executor {
 
 /// Signers sorted and distinct, all in `set`, holding more than 2/3 of its power. (Their
 /// signatures were verified by a worker.)
-pub fn check_quorum(certificate: &CommitCertificate, set: &ValidatorSet, what: &'static str) -> Result<u64, ReplayError> {
+pub fn check_quorum(
+    certificate: &CommitCertificate,
+    set: &ValidatorSet,
+    what: &'static str,
+) -> Result<u64, ReplayError> {
     let height = certificate.height;
     let mut signed_power: u64 = 0;
     let mut previous = None;
     for signature in &certificate.signatures {
         let signer = signature.validator;
         if previous.is_some_and(|p| p >= signer) {
-            return Err(ReplayError::CertificateDuplicateSigner { height, what, signer });
+            return Err(ReplayError::CertificateDuplicateSigner {
+                height,
+                what,
+                signer,
+            });
         }
         previous = Some(signer);
         let Some(validator) = set.get(&ValidatorId(signer.0)) else {
@@ -501,7 +572,11 @@ pub fn check_quorum(certificate: &CommitCertificate, set: &ValidatorSet, what: &
     Ok(signed_power)
 }
 
-fn compare_receipts(block: &Block, recorded: &[Receipt], replayed: &[Receipt]) -> Result<(), ReplayError> {
+fn compare_receipts(
+    block: &Block,
+    recorded: &[Receipt],
+    replayed: &[Receipt],
+) -> Result<(), ReplayError> {
     let height = block.header.height;
     for (tx_index, (recorded, replayed)) in recorded.iter().zip(replayed).enumerate() {
         if recorded != replayed {
@@ -517,7 +592,11 @@ fn compare_receipts(block: &Block, recorded: &[Receipt], replayed: &[Receipt]) -
     if recorded.len() != replayed.len() {
         return Err(ReplayError::InvalidBlock {
             height,
-            reason: format!("{} receipts exported for {} txs", recorded.len(), replayed.len()),
+            reason: format!(
+                "{} receipts exported for {} txs",
+                recorded.len(),
+                replayed.len()
+            ),
         });
     }
     let root = Block::compute_receipts_root(replayed);
@@ -541,6 +620,10 @@ pub fn describe(receipt: &Receipt) -> String {
             Ok(output) => format!("success {output:?} (tx {tx}…)"),
             Err(_) => format!("success with data {} (tx {tx}…)", hex::encode(data)),
         },
-        Outcome::Failure { code, name, message } => format!("failure {name} ({code}): {message} (tx {tx}…)"),
+        Outcome::Failure {
+            code,
+            name,
+            message,
+        } => format!("failure {name} ({code}): {message} (tx {tx}…)"),
     }
 }

@@ -156,7 +156,11 @@ impl ReportBuilder {
         self.report
     }
 
-    fn org_of(&mut self, state: &dyn StateReader, signer: &PublicKey) -> Result<String, ReplayError> {
+    fn org_of(
+        &mut self,
+        state: &dyn StateReader,
+        signer: &PublicKey,
+    ) -> Result<String, ReplayError> {
         if let Some(org) = self.signers.get(signer) {
             return Ok(org.clone());
         }
@@ -165,13 +169,20 @@ impl ReportBuilder {
                 height: 0,
                 reason: format!("report: reading the signer's organisation: {e}"),
             })?
-            .map_or_else(|| format!("unknown key {}", &signer.to_hex()[..12]), |id| id.0);
+            .map_or_else(
+                || format!("unknown key {}", &signer.to_hex()[..12]),
+                |id| id.0,
+            );
         self.signers.insert(*signer, org.clone());
         Ok(org)
     }
 
     fn grants(&mut self, time: Timestamp, org: &str) -> (&mut GrantCounts, &mut GrantCounts) {
-        let total = self.report.grants_by_agency.entry(org.to_string()).or_default();
+        let total = self
+            .report
+            .grants_by_agency
+            .entry(org.to_string())
+            .or_default();
         let daily = self
             .report
             .grants_by_day
@@ -182,7 +193,14 @@ impl ReportBuilder {
         (total, daily)
     }
 
-    fn event(&self, height: u64, tx_index: usize, time: Timestamp, org: &str, detail: String) -> Event {
+    fn event(
+        &self,
+        height: u64,
+        tx_index: usize,
+        time: Timestamp,
+        org: &str,
+        detail: String,
+    ) -> Event {
         Event {
             height,
             tx_index,
@@ -203,9 +221,16 @@ impl ReportBuilder {
         call: &Call,
         output: &CallOutput,
     ) -> Result<(), ReplayError> {
-        *self.report.calls.entry(call.name().to_string()).or_default() += 1;
+        *self
+            .report
+            .calls
+            .entry(call.name().to_string())
+            .or_default() += 1;
         match (call, output) {
-            (Call::IssueGrant(_) | Call::ApproveRequest { .. } | Call::DelegateGrant(_), CallOutput::Grant(_)) => {
+            (
+                Call::IssueGrant(_) | Call::ApproveRequest { .. } | Call::DelegateGrant(_),
+                CallOutput::Grant(_),
+            ) => {
                 let delegated = matches!(call, Call::DelegateGrant(_));
                 let (total, daily) = self.grants(time, org);
                 for counts in [total, daily] {
@@ -213,7 +238,11 @@ impl ReportBuilder {
                     counts.delegated += u64::from(delegated);
                 }
                 if let Call::ApproveRequest { .. } = call {
-                    self.report.requests_by_agency.entry(org.to_string()).or_default().approved += 1;
+                    self.report
+                        .requests_by_agency
+                        .entry(org.to_string())
+                        .or_default()
+                        .approved += 1;
                 }
             }
             (Call::RevokeGrant { grant, .. }, CallOutput::Revoked(count)) => {
@@ -225,17 +254,28 @@ impl ReportBuilder {
                     anomalies.revocation_cascades += 1;
                     anomalies.grants_revoked_by_cascade += count - 1;
                     if anomalies.cascade_events.len() < MAX_EVENTS {
-                        let detail = format!("revoking {grant} also revoked {} delegated grant(s)", count - 1);
+                        let detail = format!(
+                            "revoking {grant} also revoked {} delegated grant(s)",
+                            count - 1
+                        );
                         let event = self.event(height, tx_index, time, org, detail);
                         self.report.anomalies.cascade_events.push(event);
                     }
                 }
             }
             (Call::RequestAccess(_), _) => {
-                self.report.requests_by_agency.entry(org.to_string()).or_default().filed += 1;
+                self.report
+                    .requests_by_agency
+                    .entry(org.to_string())
+                    .or_default()
+                    .filed += 1;
             }
             (Call::RejectRequest { .. }, _) => {
-                self.report.requests_by_agency.entry(org.to_string()).or_default().rejected += 1;
+                self.report
+                    .requests_by_agency
+                    .entry(org.to_string())
+                    .or_default()
+                    .rejected += 1;
             }
             (Call::Award { reason, points, .. }, _) => {
                 let counts = self.civility(org, &reason.0);
@@ -243,7 +283,11 @@ impl ReportBuilder {
                 counts.points_awarded += points;
             }
             (Call::Redeem { points, .. }, _) => {
-                let counts = self.report.redemptions_by_service_point.entry(org.to_string()).or_default();
+                let counts = self
+                    .report
+                    .redemptions_by_service_point
+                    .entry(org.to_string())
+                    .or_default();
                 counts.redemptions += 1;
                 counts.points += points;
             }
@@ -299,8 +343,21 @@ impl ReportBuilder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_failure(&mut self, height: u64, tx_index: usize, time: Timestamp, org: &str, code: u32, name: &str, message: &str) {
-        *self.report.failures_by_error.entry(name.to_string()).or_default() += 1;
+    fn on_failure(
+        &mut self,
+        height: u64,
+        tx_index: usize,
+        time: Timestamp,
+        org: &str,
+        code: u32,
+        name: &str,
+        message: &str,
+    ) {
+        *self
+            .report
+            .failures_by_error
+            .entry(name.to_string())
+            .or_default() += 1;
         if code == ErrorKind::QuotaExceeded.code() {
             self.report.anomalies.quota_breaches += 1;
             if self.report.anomalies.quota_breach_events.len() < MAX_EVENTS {
@@ -312,7 +369,12 @@ impl ReportBuilder {
 }
 
 impl ReplayObserver for ReportBuilder {
-    fn observe(&mut self, block: &Block, receipts: &[Receipt], state: &dyn StateReader) -> Result<(), ReplayError> {
+    fn observe(
+        &mut self,
+        block: &Block,
+        receipts: &[Receipt],
+        state: &dyn StateReader,
+    ) -> Result<(), ReplayError> {
         let height = block.header.height;
         let time = block.header.time;
         if height == 1 {
@@ -324,7 +386,9 @@ impl ReplayObserver for ReportBuilder {
             match &receipt.outcome {
                 Outcome::Success { data } => {
                     // Both decoded by the contracts already; a failure here cannot be a success.
-                    let (Ok(call), Ok(output)) = (Call::decode(&tx.body.call), CallOutput::from_data(data)) else {
+                    let (Ok(call), Ok(output)) =
+                        (Call::decode(&tx.body.call), CallOutput::from_data(data))
+                    else {
                         continue;
                     };
                     if matches!(call, Call::Propose(_) | Call::Approve(_)) {
@@ -333,7 +397,11 @@ impl ReplayObserver for ReportBuilder {
                     }
                     self.on_success(state, height, tx_index, time, &org, &call, &output)?;
                 }
-                Outcome::Failure { code, name, message } => {
+                Outcome::Failure {
+                    code,
+                    name,
+                    message,
+                } => {
                     self.on_failure(height, tx_index, time, &org, *code, name, message);
                 }
             }
@@ -351,7 +419,10 @@ impl ReplayObserver for ReportBuilder {
             })?;
             let Some(grant) = grant else { break };
             let ended = grant.valid_until <= self.last_time;
-            let revoked_before_end = grant.revoked.as_ref().is_some_and(|r| r.time < grant.valid_until);
+            let revoked_before_end = grant
+                .revoked
+                .as_ref()
+                .is_some_and(|r| r.time < grant.valid_until);
             if ended && !revoked_before_end {
                 let (total, daily) = self.grants(grant.valid_until, &grant.grantor.0);
                 total.expired += 1;
@@ -377,15 +448,27 @@ impl AuditReport {
                 "Chain {} (genesis {}): {} blocks, {} txs ({} failed), {} signatures, verified in {:.2} s ({:.0} txs/s, {} threads)\n",
                 s.chain_id, &s.genesis_hash[..16], s.blocks, s.txs, s.failed_txs, s.signatures, s.seconds, s.txs_per_second, s.threads
             );
-            out += &format!("Last block {}  state root {}\n", s.last_block_hash, s.final_state_root);
+            out += &format!(
+                "Last block {}  state root {}\n",
+                s.last_block_hash, s.final_state_root
+            );
         }
-        out += &format!("Period: {} .. {}\n\n", self.first_block_time, self.last_block_time);
+        out += &format!(
+            "Period: {} .. {}\n\n",
+            self.first_block_time, self.last_block_time
+        );
         out += &table(
             "Grants per agency",
             &["agency", "issued", "delegated", "revoked", "expired"],
-            self.grants_by_agency
-                .iter()
-                .map(|(org, c)| vec![org.clone(), n(c.issued), n(c.delegated), n(c.revoked), n(c.expired)]),
+            self.grants_by_agency.iter().map(|(org, c)| {
+                vec![
+                    org.clone(),
+                    n(c.issued),
+                    n(c.delegated),
+                    n(c.revoked),
+                    n(c.expired),
+                ]
+            }),
         );
         out += &table(
             "Access requests",
@@ -396,10 +479,24 @@ impl AuditReport {
         );
         out += &table(
             "Civility points per issuer and reason",
-            &["issuer", "reason", "awards", "points", "reversals", "points reversed"],
+            &[
+                "issuer",
+                "reason",
+                "awards",
+                "points",
+                "reversals",
+                "points reversed",
+            ],
             self.civility_by_issuer.iter().flat_map(|(org, reasons)| {
                 reasons.iter().map(move |(reason, c)| {
-                    vec![org.clone(), reason.clone(), n(c.awards), n(c.points_awarded), n(c.reversals), n(c.points_reversed)]
+                    vec![
+                        org.clone(),
+                        reason.clone(),
+                        n(c.awards),
+                        n(c.points_awarded),
+                        n(c.reversals),
+                        n(c.points_reversed),
+                    ]
                 })
             }),
         );
@@ -415,16 +512,24 @@ impl AuditReport {
             "Anomalies",
             &["kind", "count"],
             [
-                vec!["quota breaches (QUOTA_EXCEEDED)".into(), n(a.quota_breaches)],
+                vec![
+                    "quota breaches (QUOTA_EXCEEDED)".into(),
+                    n(a.quota_breaches),
+                ],
                 vec!["award reversals".into(), n(a.reversals)],
                 vec!["revocation cascades".into(), n(a.revocation_cascades)],
-                vec!["grants revoked by cascade".into(), n(a.grants_revoked_by_cascade)],
+                vec![
+                    "grants revoked by cascade".into(),
+                    n(a.grants_revoked_by_cascade),
+                ],
             ],
         );
         out += &table(
             "Failed txs per error",
             &["error", "count"],
-            self.failures_by_error.iter().map(|(name, count)| vec![name.clone(), n(*count)]),
+            self.failures_by_error
+                .iter()
+                .map(|(name, count)| vec![name.clone(), n(*count)]),
         );
         out
     }
@@ -452,10 +557,10 @@ fn table(title: &str, headers: &[&str], rows: impl IntoIterator<Item = Vec<Strin
             .enumerate()
             .map(|(i, (c, w))| {
                 let pad = w.saturating_sub(c.chars().count());
-                if i == 0 {
-                    format!("{c}{}", " ".repeat(pad))
-                } else {
+                if i > 0 && c.parse::<u64>().is_ok() {
                     format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
                 }
             })
             .collect();

@@ -48,12 +48,19 @@ impl Job {
             if let Some(result) = slot.take() {
                 return result;
             }
-            slot = self.ready.wait(slot).unwrap_or_else(PoisonError::into_inner);
+            slot = self
+                .ready
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     fn run(&self, chain_id: &str) {
-        let taken = self.bytes.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let taken = self
+            .bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let result = match taken {
             Some((index, bytes)) => check_record(index, &bytes, chain_id),
             None => Err(ReplayError::Worker("a record was checked twice".into())),
@@ -99,7 +106,9 @@ impl Pipeline {
             let chain_id = chain_id.clone();
             threads.push(thread::spawn(move || worker(&work_rx, &chain_id)));
         }
-        threads.push(thread::spawn(move || read_records(&mut reader, &item_tx, &work_tx)));
+        threads.push(thread::spawn(move || {
+            read_records(&mut reader, &item_tx, &work_tx)
+        }));
         Pipeline { items, threads }
     }
 
@@ -113,7 +122,11 @@ impl Pipeline {
     }
 }
 
-fn read_records<R: Read>(reader: &mut ExportReader<R>, items: &SyncSender<Item>, work: &SyncSender<Arc<Job>>) {
+fn read_records<R: Read>(
+    reader: &mut ExportReader<R>,
+    items: &SyncSender<Item>,
+    work: &SyncSender<Arc<Job>>,
+) {
     loop {
         match reader.next_record() {
             Ok(BlockRecord::Block { index, bytes }) => {
@@ -182,7 +195,9 @@ pub fn check_record(index: u64, bytes: &[u8], chain_id: &str) -> Result<CheckedB
         }
     }
     verify_signatures(&record, chain_id)?;
-    block.validate_basic(chain_id).map_err(|e| structural(height, e))?;
+    block
+        .validate_basic(chain_id)
+        .map_err(|e| structural(height, e))?;
     let receipts_root = Block::compute_receipts_root(&record.receipts);
     if receipts_root != block.header.receipts_root {
         return Err(ReplayError::RecordedReceiptsAltered {
@@ -199,7 +214,8 @@ fn verify_signatures(record: &AuditBlock, chain_id: &str) -> Result<(), ReplayEr
     let block = &record.block;
     let cert_count = record.certificate.signatures.len();
     let last_count = block.last_commit.as_ref().map_or(0, |c| c.signatures.len());
-    let mut items: Vec<SignedMessage> = Vec::with_capacity(block.txs.len() + cert_count + last_count);
+    let mut items: Vec<SignedMessage> =
+        Vec::with_capacity(block.txs.len() + cert_count + last_count);
     let mut who: Vec<Signer> = Vec::with_capacity(items.capacity());
     for (i, tx) in block.txs.iter().enumerate() {
         items.push(tx.signed_message());
@@ -224,7 +240,8 @@ fn verify_signatures(record: &AuditBlock, chain_id: &str) -> Result<(), ReplayEr
             })
         }
     };
-    let cert_signer = |cert: &CommitCertificate, i: usize| cert.signatures.get(i).map(|s| s.validator);
+    let cert_signer =
+        |cert: &CommitCertificate, i: usize| cert.signatures.get(i).map(|s| s.validator);
     Err(match who.get(bad) {
         Some(Signer::Tx(i)) => {
             let tx = &block.txs[*i];
@@ -243,14 +260,16 @@ fn verify_signatures(record: &AuditBlock, chain_id: &str) -> Result<(), ReplayEr
             },
             None => ReplayError::Worker("signature index out of range".into()),
         },
-        Some(Signer::LastCommit(i)) => match block.last_commit.as_ref().and_then(|c| cert_signer(c, *i)) {
-            Some(signer) => ReplayError::CertificateBadSignature {
-                height: height.saturating_sub(1),
-                what: "the certificate carried in the next block",
-                signer,
-            },
-            None => ReplayError::Worker("signature index out of range".into()),
-        },
+        Some(Signer::LastCommit(i)) => {
+            match block.last_commit.as_ref().and_then(|c| cert_signer(c, *i)) {
+                Some(signer) => ReplayError::CertificateBadSignature {
+                    height: height.saturating_sub(1),
+                    what: "the certificate carried in the next block",
+                    signer,
+                },
+                None => ReplayError::Worker("signature index out of range".into()),
+            }
+        }
         None => ReplayError::Worker("signature index out of range".into()),
     })
 }
@@ -258,7 +277,10 @@ fn verify_signatures(record: &AuditBlock, chain_id: &str) -> Result<(), ReplayEr
 fn structural(height: u64, e: LedgerError) -> ReplayError {
     match e {
         LedgerError::BlockMismatch {
-            field, expected, found, ..
+            field,
+            expected,
+            found,
+            ..
         } => ReplayError::HeaderMismatch {
             height,
             field,

@@ -50,7 +50,11 @@ impl ApiClient {
             .timeout(std::time::Duration::from_secs(60))
             .connect()
             .await
-            .with_context(|| format!("cannot reach the node API at {addr}; is the node running? (see [rpc] listen)"))?;
+            .with_context(|| {
+                format!(
+                    "cannot reach the node API at {addr}; is the node running? (see [rpc] listen)"
+                )
+            })?;
         Ok(ApiClient::from_channel(addr, channel))
     }
 
@@ -68,7 +72,13 @@ impl ApiClient {
 
     /// The node's chain id.
     pub async fn chain_id(&mut self) -> Result<String> {
-        Ok(self.node.status(StatusRequest {}).await.map_err(status_error)?.into_inner().chain_id)
+        Ok(self
+            .node
+            .status(StatusRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .chain_id)
     }
 
     /// The next nonce of `signer`: its last used nonce in the latest state, plus one.
@@ -97,7 +107,9 @@ pub fn status_error(status: tonic::Status) -> anyhow::Error {
 
 /// A current-thread runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Parse a time: milliseconds since the epoch, `now`, or `now`/`+` with an offset such as
@@ -135,13 +147,21 @@ pub fn parse_time(text: &str, now: Timestamp) -> Result<Timestamp> {
 
 /// Split `a,b,c` into trimmed, non-empty parts.
 pub fn split_list(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// 32 bytes from 64 hex characters; `what` names the argument in errors.
 pub fn hex32(text: &str, what: &str) -> Result<[u8; 32]> {
-    let bytes = hex::decode(text.trim()).with_context(|| format!("{what} must be 64 hex characters"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow::anyhow!("{what} must be 32 bytes (64 hex characters), got {}", b.len()))
+    let bytes =
+        hex::decode(text.trim()).with_context(|| format!("{what} must be 64 hex characters"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        anyhow::anyhow!(
+            "{what} must be 32 bytes (64 hex characters), got {}",
+            b.len()
+        )
+    })
 }

@@ -122,7 +122,9 @@ pub fn run(command: AuditCommand) -> Result<()> {
         } => {
             let mut progress = Progress::new(!quiet);
             let summary = match (node, genesis, home) {
-                (Some(addr), Some(genesis), _) => export_node(&addr, &genesis, &out, &mut progress)?,
+                (Some(addr), Some(genesis), _) => {
+                    export_node(&addr, &genesis, &out, &mut progress)?
+                }
                 (_, _, Some(home)) => export_home(&home, &out, &mut progress)?,
                 _ => bail!("give --home DIR (stopped node) or --node ADDR --genesis FILE"),
             };
@@ -179,11 +181,13 @@ pub fn run(command: AuditCommand) -> Result<()> {
             let report = builder.finish(summary);
             print!("{}", report.to_table());
             if let Some(path) = json {
-                std::fs::write(&path, report.to_json()).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, report.to_json())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("JSON report: {}", path.display());
             }
             if let Some(path) = html_out {
-                std::fs::write(&path, html::render(&report)).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, html::render(&report))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("HTML report: {}", path.display());
             }
             println!("OK: every block verified from genesis.");

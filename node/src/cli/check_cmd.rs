@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gongzhi_proto::v1::{
-    consistency::Requirement, CheckRequest, CheckResponse, Consistency, Decision, ExplainDenialRequest,
+    consistency::Requirement, CheckRequest, CheckResponse, Consistency, Decision,
+    ExplainDenialRequest,
 };
 use tonic::transport::Endpoint;
 
@@ -63,7 +64,9 @@ pub struct VerifyReceiptArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Checks per second and latency percentiles against one node.
-    #[command(after_help = "Example:\n  gongzhi bench checks --node 127.0.0.1:9090 --concurrency 64 --duration 30s")]
+    #[command(
+        after_help = "Example:\n  gongzhi bench checks --node 127.0.0.1:9090 --concurrency 64 --duration 30s"
+    )]
     Checks(BenchArgs),
 }
 
@@ -105,7 +108,15 @@ fn print_answer(a: &CheckResponse) {
     if allowed {
         println!("ALLOW  by {}", grants.join(", "));
     } else {
-        println!("DENY   {}{}", a.reason_name, if grants.is_empty() { String::new() } else { format!(" ({})", grants.join(", ")) });
+        println!(
+            "DENY   {}{}",
+            a.reason_name,
+            if grants.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", grants.join(", "))
+            }
+        );
     }
     println!("  {}", a.message);
     println!(
@@ -124,8 +135,12 @@ fn print_answer(a: &CheckResponse) {
 /// Run `gongzhi check`.
 pub fn run_check(args: CheckArgs) -> Result<()> {
     let consistency = match (args.at_least, args.at) {
-        (Some(h), _) => Some(Consistency { requirement: Some(Requirement::AtLeastHeight(h)) }),
-        (_, Some(h)) => Some(Consistency { requirement: Some(Requirement::ExactHeight(h)) }),
+        (Some(h), _) => Some(Consistency {
+            requirement: Some(Requirement::AtLeastHeight(h)),
+        }),
+        (_, Some(h)) => Some(Consistency {
+            requirement: Some(Requirement::ExactHeight(h)),
+        }),
         _ => None,
     };
     runtime()?.block_on(async move {
@@ -170,38 +185,75 @@ pub fn run_check(args: CheckArgs) -> Result<()> {
 /// Run `gongzhi verify-receipt`: print the decision and why it is trustworthy, or fail with
 /// the precise reason it is not.
 pub fn run_verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.receipt).with_context(|| format!("cannot read {}", args.receipt.display()))?;
+    let bytes = std::fs::read(&args.receipt)
+        .with_context(|| format!("cannot read {}", args.receipt.display()))?;
     let genesis = crate::run::load_genesis(&args.genesis)?;
-    let verified = verify_receipt(&bytes, &genesis).map_err(|e| anyhow::anyhow!("the receipt is NOT trustworthy: {e}"))?;
+    let verified = verify_receipt(&bytes, &genesis)
+        .map_err(|e| anyhow::anyhow!("the receipt is NOT trustworthy: {e}"))?;
     let q = &verified.question;
     match &verified.decision {
         gongzhi_contracts::Decision::Allow { grants } => {
             let names: Vec<String> = grants.iter().map(ToString::to_string).collect();
-            println!("ALLOW  {} may use [{}] of {} for {} — by {}", q.grantee, q.fields.join(","), q.dataset, q.purpose, names.join(", "));
+            println!(
+                "ALLOW  {} may use [{}] of {} for {} — by {}",
+                q.grantee,
+                q.fields.join(","),
+                q.dataset,
+                q.purpose,
+                names.join(", ")
+            );
         }
         gongzhi_contracts::Decision::Deny(d) => {
-            println!("DENY   {} may not use [{}] of {} for {} — {}: {}", q.grantee, q.fields.join(","), q.dataset, q.purpose, d.reason, d.explanation);
+            println!(
+                "DENY   {} may not use [{}] of {} for {} — {}: {}",
+                q.grantee,
+                q.fields.join(","),
+                q.dataset,
+                q.purpose,
+                d.reason,
+                d.explanation
+            );
         }
     }
     println!("Why this is trustworthy:");
-    println!("  - chain {}: trust starts at the genesis validator set of {}", genesis.chain_id, args.genesis.display());
+    println!(
+        "  - chain {}: trust starts at the genesis validator set of {}",
+        genesis.chain_id,
+        args.genesis.display()
+    );
     if verified.handovers > 0 {
-        println!("  - followed {} validator-set change(s), each certified by the set before it", verified.handovers);
+        println!(
+            "  - followed {} validator-set change(s), each certified by the set before it",
+            verified.handovers
+        );
     }
     println!(
         "  - block {} at height {} ({}) is certified by {} of {} voting power ({} validators): more than 2/3",
         verified.block_hash, verified.height, verified.block_time, verified.signed_power, verified.total_power, verified.validators
     );
-    println!("  - all {} state value(s) the decision read are proven against state root {}", verified.proven_keys, verified.state_root);
-    println!("  - re-evaluating the rules over exactly those values at {} gives the same decision", verified.evaluation_time);
-    println!("  (the evaluation time is the answering node's clock; it is not before the block time)");
+    println!(
+        "  - all {} state value(s) the decision read are proven against state root {}",
+        verified.proven_keys, verified.state_root
+    );
+    println!(
+        "  - re-evaluating the rules over exactly those values at {} gives the same decision",
+        verified.evaluation_time
+    );
+    println!(
+        "  (the evaluation time is the answering node's clock; it is not before the block time)"
+    );
     Ok(())
 }
 
 fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
-    let (digits, unit) = text.split_at(text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: u64 = digits.parse().with_context(|| format!("--duration {text:?}: write e.g. 30s or 2m"))?;
+    let (digits, unit) = text.split_at(
+        text.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+            .len(),
+    );
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("--duration {text:?}: write e.g. 30s or 2m"))?;
     Ok(match unit {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),
@@ -244,14 +296,32 @@ pub fn run_bench(command: BenchCommand) -> Result<()> {
             want_receipt: false,
         };
         let mut probe = ApiClient::from_channel(&args.node, channels[0].clone());
-        let first = probe.authorization.check(request.clone()).await.map_err(status_error)?.into_inner();
-        println!("question: {} {} [{}] {} → {}", args.grantee, args.dataset, args.fields, args.purpose, if first.decision == Decision::Allow as i32 { "ALLOW".to_string() } else { format!("DENY {}", first.reason_name) });
+        let first = probe
+            .authorization
+            .check(request.clone())
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        println!(
+            "question: {} {} [{}] {} → {}",
+            args.grantee,
+            args.dataset,
+            args.fields,
+            args.purpose,
+            if first.decision == Decision::Allow as i32 {
+                "ALLOW".to_string()
+            } else {
+                format!("DENY {}", first.reason_name)
+            }
+        );
 
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for i in 0..args.concurrency.max(1) {
-            let mut client = ApiClient::from_channel(&args.node, channels[i % channels.len()].clone()).authorization;
+            let mut client =
+                ApiClient::from_channel(&args.node, channels[i % channels.len()].clone())
+                    .authorization;
             let request = request.clone();
             let (measuring, stop) = (measuring.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
@@ -262,7 +332,9 @@ pub fn run_bench(command: BenchCommand) -> Result<()> {
                     let ok = client.check(request.clone()).await.is_ok();
                     if measuring.load(Ordering::Relaxed) {
                         if ok {
-                            latencies.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                            latencies.push(
+                                started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
+                            );
                         } else {
                             errors += 1;
                         }
@@ -290,8 +362,16 @@ pub fn run_bench(command: BenchCommand) -> Result<()> {
         println!("checks        {}", all.len());
         println!("errors        {errors}");
         println!("duration      {:.1} s", elapsed.as_secs_f64());
-        println!("concurrency   {} over {} connection(s), {} client thread(s)", args.concurrency, channels.len(), args.threads.max(1));
-        println!("cores         {}", std::thread::available_parallelism().map_or(0, usize::from));
+        println!(
+            "concurrency   {} over {} connection(s), {} client thread(s)",
+            args.concurrency,
+            channels.len(),
+            args.threads.max(1)
+        );
+        println!(
+            "cores         {}",
+            std::thread::available_parallelism().map_or(0, usize::from)
+        );
         println!("checks/s      {rate:.0}");
         println!("latency p50   {:.3} ms", percentile(&all, 50.0));
         println!("latency p99   {:.3} ms", percentile(&all, 99.0));

@@ -29,6 +29,9 @@ pub enum DevnetCommand {
         /// Chain id of a new devnet.
         #[arg(long, default_value = "gongzhi-devnet")]
         chain_id: String,
+        /// Also run the audit bureau's observer node (follows the chain, never votes).
+        #[arg(long)]
+        observer: bool,
         /// Stop after this many seconds instead of waiting for Ctrl-C.
         #[arg(long)]
         duration_secs: Option<u64>,
@@ -41,13 +44,20 @@ fn binary() -> Result<PathBuf> {
 
 /// Scrape one counter from a node's metrics endpoint.
 fn metric(addr: &str, name: &str) -> Option<u64> {
-    let mut stream = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("gongzhi_{name} "))?.trim().parse().ok())
+    text.lines().find_map(|line| {
+        line.strip_prefix(&format!("gongzhi_{name} "))?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Run a devnet subcommand.
@@ -58,17 +68,22 @@ pub fn run(command: DevnetCommand) -> Result<()> {
             dir,
             fresh,
             chain_id,
+            observer,
             duration_secs,
         } => {
             let binary = binary()?;
             if fresh && dir.exists() {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
             }
             let mut devnet = if dir.join("devnet.toml").exists() {
                 println!("reopening the devnet in {}", dir.display());
                 Devnet::open(&dir, &binary)?
             } else {
-                println!("creating a {validators}-validator devnet in {}", dir.display());
+                println!(
+                    "creating a {validators}-validator devnet in {}",
+                    dir.display()
+                );
                 Devnet::create(&DevnetOptions {
                     dir: dir.clone(),
                     validators,
@@ -77,21 +92,33 @@ pub fn run(command: DevnetCommand) -> Result<()> {
                     binary: binary.clone(),
                     empty_block_interval_ms: 2000,
                     timeout_propose_ms: 1500,
+                    observers: usize::from(observer),
                 })?
             };
             let stop = Arc::new(AtomicBool::new(false));
             {
                 let stop = stop.clone();
-                ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install the Ctrl-C handler")?;
+                ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+                    .context("cannot install the Ctrl-C handler")?;
             }
             devnet.start_all()?;
             for node in &devnet.nodes {
-                println!("  node{} ({}) api {}  metrics {}  log {}", node.index, devnet.record.nodes[node.index].org, node.rpc_addr, node.metrics_addr, node.log_path().display());
+                println!(
+                    "  node{} ({}) api {}  metrics {}  log {}",
+                    node.index,
+                    devnet.record.nodes[node.index].org,
+                    node.rpc_addr,
+                    node.metrics_addr,
+                    node.log_path().display()
+                );
             }
             let result = serve(&mut devnet, &stop, duration_secs);
             println!("\nstopping nodes…");
             devnet.stop_all(Duration::from_secs(10))?;
-            println!("stopped. Data kept in {} (reopen with the same command without --fresh).", dir.display());
+            println!(
+                "stopped. Data kept in {} (reopen with the same command without --fresh).",
+                dir.display()
+            );
             result
         }
     }
@@ -106,15 +133,21 @@ fn serve(devnet: &mut Devnet, stop: &AtomicBool, duration_secs: Option<u64>) -> 
     println!("live status (Ctrl-C to stop):");
     let started = Instant::now();
     let metrics_addr = devnet.nodes[0].metrics_addr.clone();
-    let mut last = (Instant::now(), metric(&metrics_addr, "committed_txs_total").unwrap_or(0));
+    let mut last = (
+        Instant::now(),
+        metric(&metrics_addr, "committed_txs_total").unwrap_or(0),
+    );
     while !stop.load(Ordering::SeqCst) {
         if duration_secs.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
             break;
         }
         std::thread::sleep(Duration::from_secs(1));
-        let status = devnet.client(0, Duration::from_secs(2)).and_then(|mut c| c.status());
+        let status = devnet
+            .client(0, Duration::from_secs(2))
+            .and_then(|mut c| c.status());
         let committed = metric(&metrics_addr, "committed_txs_total").unwrap_or(last.1);
-        let rate = (committed.saturating_sub(last.1)) as f64 / last.0.elapsed().as_secs_f64().max(0.001);
+        let rate =
+            (committed.saturating_sub(last.1)) as f64 / last.0.elapsed().as_secs_f64().max(0.001);
         last = (Instant::now(), committed);
         let heights: Vec<String> = (0..devnet.nodes.len())
             .map(|i| devnet.height(i).map_or("down".into(), |h| h.to_string()))

@@ -12,7 +12,9 @@ use gongzhi_ledger::keyfile::{self, KeyKind};
 #[derive(Debug, Subcommand)]
 pub enum GenesisCommand {
     /// Start a genesis file with a chain id and no organisations.
-    #[command(after_help = "Example:\n  gongzhi genesis new --chain-id xicheng-1 --out genesis.toml")]
+    #[command(
+        after_help = "Example:\n  gongzhi genesis new --chain-id xicheng-1 --out genesis.toml"
+    )]
     New {
         /// Chain id (printable ASCII, at most 64 characters).
         #[arg(long)]
@@ -25,9 +27,11 @@ pub enum GenesisCommand {
         time_ms: Option<u64>,
     },
     /// Add an organisation, taking its public keys from a `gongzhi keys generate` directory.
-    #[command(after_help = "Example:\n  gongzhi genesis add-org --genesis genesis.toml --id yuetan-street \\\n    \
+    #[command(
+        after_help = "Example:\n  gongzhi genesis add-org --genesis genesis.toml --id yuetan-street \\\n    \
         --kind street-office --name 'Yuetan Street Office (月坛街道办事处)' \\\n    \
-        --roles validator,member,issuer --keys ./keys/yuetan --power 10")]
+        --roles validator,member,issuer --keys ./keys/yuetan --power 10"
+    )]
     AddOrg {
         /// Genesis file to edit.
         #[arg(long)]
@@ -52,7 +56,9 @@ pub enum GenesisCommand {
         power: Option<u64>,
     },
     /// Add a purpose to the taxonomy.
-    #[command(after_help = "Example:\n  gongzhi genesis add-purpose --genesis genesis.toml --code elderly-care --label 'Elderly care (养老服务)'")]
+    #[command(
+        after_help = "Example:\n  gongzhi genesis add-purpose --genesis genesis.toml --code elderly-care --label 'Elderly care (养老服务)'"
+    )]
     AddPurpose {
         /// Genesis file to edit.
         #[arg(long)]
@@ -65,7 +71,9 @@ pub enum GenesisCommand {
         label: String,
     },
     /// Add a reason to the civility catalogue.
-    #[command(after_help = "Example:\n  gongzhi genesis add-reason --genesis genesis.toml --code garbage-sorting --label 'Garbage sorting (垃圾分类)' --max-points 5")]
+    #[command(
+        after_help = "Example:\n  gongzhi genesis add-reason --genesis genesis.toml --code garbage-sorting --label 'Garbage sorting (垃圾分类)' --max-points 5"
+    )]
     AddReason {
         /// Genesis file to edit.
         #[arg(long)]
@@ -88,7 +96,8 @@ pub enum GenesisCommand {
     },
 }
 
-const HEADER: &str = "# Gongzhi genesis document. Every validator must use a byte-identical copy.\n\
+const HEADER: &str =
+    "# Gongzhi genesis document. Every validator must use a byte-identical copy.\n\
 # chain_id: carried by every tx and block. genesis_time: ms since the Unix epoch.\n\
 # [[organisations]]: founding members (kind, name, roles, operator_keys, validator_key, power).\n\
 # [[purposes]]: the purpose taxonomy grants refer to. [[reasons]]: the civility catalogue.\n\
@@ -97,18 +106,24 @@ const HEADER: &str = "# Gongzhi genesis document. Every validator must use a byt
 /// Write a genesis document as commented TOML.
 pub fn write_genesis(path: &Path, genesis: &Genesis) -> Result<()> {
     let body = toml::to_string_pretty(genesis).context("cannot encode genesis")?;
-    std::fs::write(path, format!("{HEADER}{body}")).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, format!("{HEADER}{body}"))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_unchecked(path: &Path) -> Result<Genesis> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{} is not a genesis file", path.display()))
 }
 
 /// Run a genesis subcommand.
 pub fn run(command: GenesisCommand) -> Result<()> {
     match command {
-        GenesisCommand::New { chain_id, out, time_ms } => {
+        GenesisCommand::New {
+            chain_id,
+            out,
+            time_ms,
+        } => {
             if out.exists() {
                 bail!("{} already exists; refusing to overwrite it", out.display());
             }
@@ -121,7 +136,10 @@ pub fn run(command: GenesisCommand) -> Result<()> {
                 reasons: Vec::new(),
             };
             write_genesis(&out, &genesis)?;
-            println!("wrote {}; add organisations with `gongzhi genesis add-org`", out.display());
+            println!(
+                "wrote {}; add organisations with `gongzhi genesis add-org`",
+                out.display()
+            );
             Ok(())
         }
         GenesisCommand::AddOrg {
@@ -140,7 +158,12 @@ pub fn run(command: GenesisCommand) -> Result<()> {
             let (_, operator) = keyfile::read_key(&keys.join(KeyKind::Operator.file_name()))?;
             let is_validator = roles.iter().any(|r| r == "validator");
             let validator_key = if is_validator {
-                Some(keyfile::read_key(&keys.join(KeyKind::Node.file_name()))?.1.public().to_hex())
+                Some(
+                    keyfile::read_key(&keys.join(KeyKind::Node.file_name()))?
+                        .1
+                        .public()
+                        .to_hex(),
+                )
             } else {
                 None
             };
@@ -162,7 +185,11 @@ pub fn run(command: GenesisCommand) -> Result<()> {
             println!("added {id} to {}", genesis.display());
             Ok(())
         }
-        GenesisCommand::AddPurpose { genesis, code, label } => {
+        GenesisCommand::AddPurpose {
+            genesis,
+            code,
+            label,
+        } => {
             let mut doc = read_unchecked(&genesis)?;
             doc.purposes.push(GenesisPurpose { code, label });
             write_genesis(&genesis, &doc)
@@ -174,7 +201,11 @@ pub fn run(command: GenesisCommand) -> Result<()> {
             max_points,
         } => {
             let mut doc = read_unchecked(&genesis)?;
-            doc.reasons.push(GenesisReason { code, label, max_points });
+            doc.reasons.push(GenesisReason {
+                code,
+                label,
+                max_points,
+            });
             write_genesis(&genesis, &doc)
         }
         GenesisCommand::Validate { file } => {
@@ -185,7 +216,11 @@ pub fn run(command: GenesisCommand) -> Result<()> {
             println!("  genesis time   {}", genesis.time());
             println!("  genesis hash   {}", genesis.hash());
             println!("  organisations  {}", genesis.organisations.len());
-            println!("  validators     {} (total power {})", set.len(), set.total_power());
+            println!(
+                "  validators     {} (total power {})",
+                set.len(),
+                set.total_power()
+            );
             println!("  purposes       {}", genesis.purposes.len());
             println!("  reasons        {}", genesis.reasons.len());
             Ok(())

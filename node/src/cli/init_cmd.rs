@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -81,7 +81,8 @@ pub fn run(args: InitArgs) -> Result<()> {
         );
     }
     let genesis = crate::run::load_genesis(&args.genesis)?;
-    fs::create_dir_all(args.home.join("keys")).with_context(|| format!("cannot create {}", args.home.display()))?;
+    fs::create_dir_all(args.home.join("keys"))
+        .with_context(|| format!("cannot create {}", args.home.display()))?;
     fs::set_permissions(args.home.join("keys"), fs::Permissions::from_mode(0o700))?;
     let key_path = args.home.join("keys").join(KeyKind::Node.file_name());
     let key = match &args.node_key {
@@ -103,27 +104,41 @@ pub fn run(args: InitArgs) -> Result<()> {
     text = set_value(&text, "rpc", "listen", &quoted(&args.rpc_listen));
     text = set_value(&text, "metrics", "listen", &quoted(&args.metrics_listen));
     if let Some(ms) = args.empty_block_interval_ms {
-        text = set_value(&text, "consensus", "empty_block_interval_ms", &ms.to_string());
+        text = set_value(
+            &text,
+            "consensus",
+            "empty_block_interval_ms",
+            &ms.to_string(),
+        );
     }
-    let parsed: NodeConfig = toml::from_str(&text).context("internal error: generated config does not parse")?;
+    let parsed: NodeConfig =
+        toml::from_str(&text).context("internal error: generated config does not parse")?;
     parsed.validate()?;
-    fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
+    fs::write(&config_path, text)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
     for peer in &args.peers {
         crate::run::parse_peer(peer)?;
     }
-    println!("initialised {} for chain {}", args.home.display(), genesis.chain_id);
-    println!("node key {}  (peer id {})", key.public(), peer_id_text(&key));
-    println!("start it with: gongzhi start --home {}", args.home.display());
+    println!(
+        "initialised {} for chain {}",
+        args.home.display(),
+        genesis.chain_id
+    );
+    println!(
+        "node key {}  (peer id {})",
+        key.public(),
+        peer_id_text(&key)
+    );
+    println!(
+        "start it with: gongzhi start --home {}",
+        args.home.display()
+    );
     Ok(())
 }
 
 fn peer_id_text(key: &gongzhi_ledger::Keypair) -> String {
-    crate::network::peer_id_from_node_key(key.public().0).map_or_else(|e| e.to_string(), |p| p.to_string())
-}
-
-/// Whether `home` holds a node home.
-pub fn is_home(home: &Path) -> bool {
-    home.join("config.toml").exists()
+    crate::network::peer_id_from_node_key(key.public().0)
+        .map_or_else(|e| e.to_string(), |p| p.to_string())
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-mod devnet_cmd;
+pub mod api_client;
 mod audit_cmd;
+pub mod check_cmd;
+mod devnet_cmd;
 mod genesis_cmd;
 mod init_cmd;
 mod keys_cmd;
-pub mod api_client;
-pub mod check_cmd;
 pub mod query_cmd;
 pub mod tx_cmd;
 
@@ -36,17 +36,21 @@ pub enum Command {
         command: keys_cmd::KeysCommand,
     },
     /// Build and check genesis files.
-    #[command(after_help = "Example:\n  gongzhi genesis new --chain-id xicheng-1 --out genesis.toml\n  \
+    #[command(
+        after_help = "Example:\n  gongzhi genesis new --chain-id xicheng-1 --out genesis.toml\n  \
         gongzhi genesis add-org --genesis genesis.toml --id yuetan --kind street-office \\\n    \
         --name 'Yuetan Street Office (月坛街道办事处)' --keys ./keys/yuetan --power 10\n  \
-        gongzhi genesis validate genesis.toml")]
+        gongzhi genesis validate genesis.toml"
+    )]
     Genesis {
         /// Genesis operation.
         #[command(subcommand)]
         command: genesis_cmd::GenesisCommand,
     },
     /// Create a node home directory with a documented config.toml.
-    #[command(after_help = "Example:\n  gongzhi init --home ./node0 --genesis genesis.toml --node-key ./keys/yuetan/node.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi init --home ./node0 --genesis genesis.toml --node-key ./keys/yuetan/node.key"
+    )]
     Init(init_cmd::InitArgs),
     /// Local multi-validator networks of real processes, with the demo district.
     #[command(after_help = "Example:\n  gongzhi devnet up --validators 4")]
@@ -63,8 +67,10 @@ pub enum Command {
         home: PathBuf,
     },
     /// Auditors: export the chain, replay it from genesis, report, benchmark.
-    #[command(after_help = "Example:\n  gongzhi audit export --home ./node0 --out chain.gzaudit\n  \
-        gongzhi audit replay chain.gzaudit --html report.html")]
+    #[command(
+        after_help = "Example:\n  gongzhi audit export --home ./node0 --out chain.gzaudit\n  \
+        gongzhi audit replay chain.gzaudit --html report.html"
+    )]
     Audit {
         /// Audit operation.
         #[command(subcommand)]
@@ -75,26 +81,35 @@ pub enum Command {
     Api(ApiCommand),
 }
 
-
 /// Commands of applications and data owners (tx, query, check, verify-receipt, bench).
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {
     /// Sign a contract call with an operator key and submit it (waits for the commit).
-    #[command(after_help = "Example:\n  gongzhi tx revoke --grant 3 --reason 'case closed' --key ./keys/civil-affairs/operator.key --node 127.0.0.1:9090\n\n\
-        Run `gongzhi tx <call> --help` for each call's arguments.")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx revoke --grant 3 --reason 'case closed' --key ./keys/civil-affairs/operator.key --node 127.0.0.1:9090\n\n\
+        Run `gongzhi tx <call> --help` for each call's arguments."
+    )]
     Tx(tx_cmd::TxArgs),
     /// Read organisations, datasets, grants, balances, histories, proposals, blocks and txs.
-    #[command(after_help = "Example:\n  gongzhi query grants --grantee health-commission --node 127.0.0.1:9090")]
+    #[command(
+        after_help = "Example:\n  gongzhi query grants --grantee health-commission --node 127.0.0.1:9090"
+    )]
     Query(query_cmd::QueryArgs),
     /// Ask whether an organisation may use fields of a dataset for a purpose.
-    #[command(after_help = "Example:\n  gongzhi check --grantee health-commission --dataset elderly-subsidy-roll --fields age,street \\\n    \
-        --purpose elderly-care --at-least 12 --receipt decision.gzr --node 127.0.0.1:9090")]
+    #[command(
+        after_help = "Example:\n  gongzhi check --grantee health-commission --dataset elderly-subsidy-roll --fields age,street \\\n    \
+        --purpose elderly-care --at-least 12 --receipt decision.gzr --node 127.0.0.1:9090"
+    )]
     Check(check_cmd::CheckArgs),
     /// Verify a decision receipt offline against the chain's genesis file.
-    #[command(after_help = "Example:\n  gongzhi verify-receipt decision.gzr --genesis genesis.toml")]
+    #[command(
+        after_help = "Example:\n  gongzhi verify-receipt decision.gzr --genesis genesis.toml"
+    )]
     VerifyReceipt(check_cmd::VerifyReceiptArgs),
     /// Load generators against a running node.
-    #[command(after_help = "Example:\n  gongzhi bench checks --node 127.0.0.1:9090 --concurrency 64 --duration 30s")]
+    #[command(
+        after_help = "Example:\n  gongzhi bench checks --node 127.0.0.1:9090 --concurrency 64 --duration 30s"
+    )]
     Bench {
         /// What to measure.
         #[command(subcommand)]

@@ -6,9 +6,10 @@ use clap::{Args, Subcommand};
 use gongzhi_contracts::Call;
 use gongzhi_ledger::{Canonical, Timestamp, Tx};
 use gongzhi_proto::v1::{
-    consistency::Requirement, get_block_request, list_grants_request, Consistency, GetBalanceRequest, GetBlockRequest,
-    GetDatasetRequest, GetHistoryRequest, GetReceiptRequest, GetTxRequest, Grant, GrantStatus, ListDatasetsRequest,
-    ListGrantsRequest, ListOrganizationsRequest, ListProposalsRequest, OrganizationRole, OrganizationStatus,
+    consistency::Requirement, get_block_request, list_grants_request, Consistency,
+    GetBalanceRequest, GetBlockRequest, GetDatasetRequest, GetHistoryRequest, GetReceiptRequest,
+    GetTxRequest, Grant, GrantStatus, ListDatasetsRequest, ListGrantsRequest,
+    ListOrganizationsRequest, ListProposalsRequest, OrganizationRole, OrganizationStatus,
     ProposalStatus, StatusRequest,
 };
 
@@ -46,7 +47,9 @@ pub enum QueryCommand {
         all: bool,
     },
     /// Registered datasets (or one, with its fields).
-    #[command(after_help = "Examples:\n  gongzhi query datasets\n  gongzhi query datasets --id resident-registry")]
+    #[command(
+        after_help = "Examples:\n  gongzhi query datasets\n  gongzhi query datasets --id resident-registry"
+    )]
     Datasets {
         /// Show this dataset with its fields.
         #[arg(long)]
@@ -115,7 +118,8 @@ fn time(ms: u64) -> String {
 }
 
 fn print_grant(g: &Grant) {
-    let status = GrantStatus::try_from(g.status).map_or("?", |s| s.as_str_name().trim_start_matches("GRANT_STATUS_"));
+    let status = GrantStatus::try_from(g.status)
+        .map_or("?", |s| s.as_str_name().trim_start_matches("GRANT_STATUS_"));
     println!(
         "grant#{:<4} {:<20} {} → {}  {} [{}] for [{}]  {} .. {}  uses {}/{}{}{}",
         g.grant_id,
@@ -129,8 +133,20 @@ fn print_grant(g: &Grant) {
         time(g.valid_until_ms),
         g.uses,
         g.max_uses.map_or("∞".to_string(), |m| m.to_string()),
-        if g.parent_grant_id != 0 { format!("  delegated from grant#{}", g.parent_grant_id) } else { String::new() },
-        if g.co_approver_org_id.is_empty() { String::new() } else { format!("  co-approver {}{}", g.co_approver_org_id, if g.co_approved { " ✓" } else { " (pending)" }) },
+        if g.parent_grant_id != 0 {
+            format!("  delegated from grant#{}", g.parent_grant_id)
+        } else {
+            String::new()
+        },
+        if g.co_approver_org_id.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "  co-approver {}{}",
+                g.co_approver_org_id,
+                if g.co_approved { " ✓" } else { " (pending)" }
+            )
+        },
     );
 }
 
@@ -141,50 +157,132 @@ pub fn run(args: QueryArgs) -> Result<()> {
         let at = consistency(args.at);
         match args.what {
             QueryCommand::Status => {
-                let s = c.node.status(StatusRequest {}).await.map_err(status_error)?.into_inner();
-                println!("chain {}  height {}  block {}  time {}", s.chain_id, s.latest_height, hex::encode(&s.latest_block_hash), time(s.latest_block_time_ms));
-                println!("peers {}  syncing {}  version {}", s.peers_count, s.syncing, s.node_version);
+                let s = c
+                    .node
+                    .status(StatusRequest {})
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                println!(
+                    "chain {}  height {}  block {}  time {}",
+                    s.chain_id,
+                    s.latest_height,
+                    hex::encode(&s.latest_block_hash),
+                    time(s.latest_block_time_ms)
+                );
+                println!(
+                    "peers {}  syncing {}  version {}",
+                    s.peers_count, s.syncing, s.node_version
+                );
             }
             QueryCommand::Orgs { role, all } => {
                 let role = match role.as_deref() {
                     None => OrganizationRole::Unspecified,
-                    Some(r) => OrganizationRole::from_str_name(&format!("ORGANIZATION_ROLE_{}", r.replace('-', "_").to_uppercase()))
-                        .with_context(|| format!("--role {r:?}: use validator, member, issuer, service-point or auditor"))?,
+                    Some(r) => OrganizationRole::from_str_name(&format!(
+                        "ORGANIZATION_ROLE_{}",
+                        r.replace('-', "_").to_uppercase()
+                    ))
+                    .with_context(|| {
+                        format!(
+                            "--role {r:?}: use validator, member, issuer, service-point or auditor"
+                        )
+                    })?,
                 };
                 let mut token = String::new();
                 loop {
-                    let page = c.registry.list_organizations(ListOrganizationsRequest { role: role as i32, include_removed: all, consistency: at, page_size: 0, page_token: token }).await.map_err(status_error)?.into_inner();
+                    let page = c
+                        .registry
+                        .list_organizations(ListOrganizationsRequest {
+                            role: role as i32,
+                            include_removed: all,
+                            consistency: at,
+                            page_size: 0,
+                            page_token: token,
+                        })
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
                     for o in &page.organizations {
-                        let status = OrganizationStatus::try_from(o.status).map_or("?", |s| s.as_str_name().trim_start_matches("ORGANIZATION_STATUS_"));
-                        let roles: Vec<&str> = o.roles.iter().filter_map(|r| OrganizationRole::try_from(*r).ok()).map(|r| r.as_str_name().trim_start_matches("ORGANIZATION_ROLE_")).collect();
-                        println!("{:<20} {:<9} power {:<3} [{}]  {}", o.org_id, status, o.voting_power, roles.join(","), o.name);
+                        let status = OrganizationStatus::try_from(o.status).map_or("?", |s| {
+                            s.as_str_name().trim_start_matches("ORGANIZATION_STATUS_")
+                        });
+                        let roles: Vec<&str> = o
+                            .roles
+                            .iter()
+                            .filter_map(|r| OrganizationRole::try_from(*r).ok())
+                            .map(|r| r.as_str_name().trim_start_matches("ORGANIZATION_ROLE_"))
+                            .collect();
+                        println!(
+                            "{:<20} {:<9} power {:<3} [{}]  {}",
+                            o.org_id,
+                            status,
+                            o.voting_power,
+                            roles.join(","),
+                            o.name
+                        );
                     }
-                    if page.next_page_token.is_empty() { break; }
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
                     token = page.next_page_token;
                 }
             }
             QueryCommand::Datasets { id: Some(id), .. } => {
-                let d = c.registry.get_dataset(GetDatasetRequest { dataset_id: id, consistency: at }).await.map_err(status_error)?.into_inner();
+                let d = c
+                    .registry
+                    .get_dataset(GetDatasetRequest {
+                        dataset_id: id,
+                        consistency: at,
+                    })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
                 let d = d.dataset.context("no dataset in the answer")?;
                 println!("{}  {}  owner {}", d.dataset_id, d.name, d.owner_org_id);
                 for f in &d.fields {
-                    let level = gongzhi_proto::v1::FieldSensitivity::try_from(f.sensitivity).map_or("?", |s| s.as_str_name().trim_start_matches("FIELD_SENSITIVITY_"));
+                    let level = gongzhi_proto::v1::FieldSensitivity::try_from(f.sensitivity)
+                        .map_or("?", |s| {
+                            s.as_str_name().trim_start_matches("FIELD_SENSITIVITY_")
+                        });
                     println!("  {:<20} {level}", f.name);
                 }
             }
             QueryCommand::Datasets { id: None, owner } => {
                 let mut token = String::new();
                 loop {
-                    let page = c.registry.list_datasets(ListDatasetsRequest { owner_org_id: owner.clone().unwrap_or_default(), consistency: at, page_size: 0, page_token: token }).await.map_err(status_error)?.into_inner();
+                    let page = c
+                        .registry
+                        .list_datasets(ListDatasetsRequest {
+                            owner_org_id: owner.clone().unwrap_or_default(),
+                            consistency: at,
+                            page_size: 0,
+                            page_token: token,
+                        })
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
                     for d in &page.datasets {
                         let fields: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
-                        println!("{:<24} owner {:<18} [{}]  {}", d.dataset_id, d.owner_org_id, fields.join(","), d.name);
+                        println!(
+                            "{:<24} owner {:<18} [{}]  {}",
+                            d.dataset_id,
+                            d.owner_org_id,
+                            fields.join(","),
+                            d.name
+                        );
                     }
-                    if page.next_page_token.is_empty() { break; }
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
                     token = page.next_page_token;
                 }
             }
-            QueryCommand::Grants { grantee, grantor, dataset, all } => {
+            QueryCommand::Grants {
+                grantee,
+                grantor,
+                dataset,
+                all,
+            } => {
                 let filter = match (grantee, grantor, dataset) {
                     (Some(g), _, _) => list_grants_request::Filter::GranteeOrgId(g),
                     (_, Some(g), _) => list_grants_request::Filter::GrantorOrgId(g),
@@ -193,82 +291,216 @@ pub fn run(args: QueryArgs) -> Result<()> {
                 };
                 let mut token = String::new();
                 loop {
-                    let page = c.authorization.list_grants(ListGrantsRequest { filter: Some(filter.clone()), include_inactive: all, consistency: at, page_size: 0, page_token: token }).await.map_err(status_error)?.into_inner();
+                    let page = c
+                        .authorization
+                        .list_grants(ListGrantsRequest {
+                            filter: Some(filter.clone()),
+                            include_inactive: all,
+                            consistency: at,
+                            page_size: 0,
+                            page_token: token,
+                        })
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
                     page.grants.iter().for_each(print_grant);
-                    if page.next_page_token.is_empty() { break; }
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
                     token = page.next_page_token;
                 }
             }
             QueryCommand::Balance { resident } => {
                 let id = hex32(&resident, "RESIDENT")?;
-                let b = c.civility.get_balance(GetBalanceRequest { resident_id: id.to_vec(), consistency: at }).await.map_err(status_error)?.into_inner();
-                println!("{} points (height {})", b.balance, b.state.map_or(0, |s| s.height));
+                let b = c
+                    .civility
+                    .get_balance(GetBalanceRequest {
+                        resident_id: id.to_vec(),
+                        consistency: at,
+                    })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                println!(
+                    "{} points (height {})",
+                    b.balance,
+                    b.state.map_or(0, |s| s.height)
+                );
             }
             QueryCommand::History { resident } => {
                 let id = hex32(&resident, "RESIDENT")?;
                 let mut token = String::new();
                 loop {
-                    let page = c.civility.get_history(GetHistoryRequest { resident_id: id.to_vec(), consistency: at, page_size: 0, page_token: token }).await.map_err(status_error)?.into_inner();
+                    let page = c
+                        .civility
+                        .get_history(GetHistoryRequest {
+                            resident_id: id.to_vec(),
+                            consistency: at,
+                            page_size: 0,
+                            page_token: token,
+                        })
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
                     for r in &page.records {
-                        let kind = gongzhi_proto::v1::CivilityRecordKind::try_from(r.kind).map_or("?", |k| k.as_str_name().trim_start_matches("CIVILITY_RECORD_KIND_"));
+                        let kind = gongzhi_proto::v1::CivilityRecordKind::try_from(r.kind)
+                            .map_or("?", |k| {
+                                k.as_str_name().trim_start_matches("CIVILITY_RECORD_KIND_")
+                            });
                         let detail = match kind {
-                            "AWARD" => format!("{}{}", r.reason_code, if r.reversed_by_record_id != 0 { format!(" (reversed by record#{})", r.reversed_by_record_id) } else { String::new() }),
+                            "AWARD" => format!(
+                                "{}{}",
+                                r.reason_code,
+                                if r.reversed_by_record_id != 0 {
+                                    format!(" (reversed by record#{})", r.reversed_by_record_id)
+                                } else {
+                                    String::new()
+                                }
+                            ),
                             "REDEMPTION" => r.redeemed_item.clone(),
-                            _ => format!("of record#{}: {}", r.reversed_record_id, r.reversal_reason),
+                            _ => {
+                                format!("of record#{}: {}", r.reversed_record_id, r.reversal_reason)
+                            }
                         };
-                        println!("record#{:<4} {:<10} {:>4} pts  by {:<18} height {:<5} {}  {detail}", r.record_id, kind, r.points, r.org_id, r.height, time(r.time_ms));
+                        println!(
+                            "record#{:<4} {:<10} {:>4} pts  by {:<18} height {:<5} {}  {detail}",
+                            r.record_id,
+                            kind,
+                            r.points,
+                            r.org_id,
+                            r.height,
+                            time(r.time_ms)
+                        );
                     }
-                    if page.next_page_token.is_empty() { break; }
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
                     token = page.next_page_token;
                 }
             }
             QueryCommand::Proposals { status } => {
                 let status = match status.as_deref() {
                     None => ProposalStatus::Unspecified,
-                    Some(s) => ProposalStatus::from_str_name(&format!("PROPOSAL_STATUS_{}", s.to_uppercase())).with_context(|| format!("--status {s:?}: use open, passed or expired"))?,
+                    Some(s) => ProposalStatus::from_str_name(&format!(
+                        "PROPOSAL_STATUS_{}",
+                        s.to_uppercase()
+                    ))
+                    .with_context(|| format!("--status {s:?}: use open, passed or expired"))?,
                 };
                 let mut token = String::new();
                 loop {
-                    let page = c.registry.list_proposals(ListProposalsRequest { status: status as i32, consistency: at, page_size: 0, page_token: token }).await.map_err(status_error)?.into_inner();
+                    let page = c
+                        .registry
+                        .list_proposals(ListProposalsRequest {
+                            status: status as i32,
+                            consistency: at,
+                            page_size: 0,
+                            page_token: token,
+                        })
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
                     for p in &page.proposals {
-                        let s = ProposalStatus::try_from(p.status).map_or("?", |s| s.as_str_name().trim_start_matches("PROPOSAL_STATUS_"));
-                        println!("proposal#{:<3} {:<7} {}/{} power  by {:<16} {}", p.proposal_id, s, p.approved_power, p.total_power, p.proposer_org_id, p.summary);
+                        let s = ProposalStatus::try_from(p.status).map_or("?", |s| {
+                            s.as_str_name().trim_start_matches("PROPOSAL_STATUS_")
+                        });
+                        println!(
+                            "proposal#{:<3} {:<7} {}/{} power  by {:<16} {}",
+                            p.proposal_id,
+                            s,
+                            p.approved_power,
+                            p.total_power,
+                            p.proposer_org_id,
+                            p.summary
+                        );
                     }
-                    if page.next_page_token.is_empty() { break; }
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
                     token = page.next_page_token;
                 }
             }
             QueryCommand::Block { height } => {
                 let height = match height {
                     Some(h) => h,
-                    None => c.node.status(StatusRequest {}).await.map_err(status_error)?.into_inner().latest_height,
+                    None => {
+                        c.node
+                            .status(StatusRequest {})
+                            .await
+                            .map_err(status_error)?
+                            .into_inner()
+                            .latest_height
+                    }
                 };
-                let b = c.ledger.get_block(GetBlockRequest { block: Some(get_block_request::Block::Height(height)) }).await.map_err(status_error)?.into_inner();
+                let b = c
+                    .ledger
+                    .get_block(GetBlockRequest {
+                        block: Some(get_block_request::Block::Height(height)),
+                    })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
                 let b = b.block.context("no block in the answer")?;
                 let block = gongzhi_ledger::Block::decode(&b.block)?;
-                println!("block {} {}  time {}  proposer {}  {} tx(s)", block.header.height, block.hash(), block.header.time, block.header.proposer, block.txs.len());
+                println!(
+                    "block {} {}  time {}  proposer {}  {} tx(s)",
+                    block.header.height,
+                    block.hash(),
+                    block.header.time,
+                    block.header.proposer,
+                    block.txs.len()
+                );
                 println!("  state root {}", block.header.state_root);
                 for tx in &block.txs {
                     let call = Call::decode(&tx.body.call).map_or("malformed call", |c| c.name());
-                    println!("  tx {}  {}  signer {} nonce {}", tx.hash(), call, tx.body.signer, tx.body.nonce);
+                    println!(
+                        "  tx {}  {}  signer {} nonce {}",
+                        tx.hash(),
+                        call,
+                        tx.body.signer,
+                        tx.body.nonce
+                    );
                 }
             }
             QueryCommand::Tx { hash } => {
                 let hash = hex32(&hash, "HASH")?.to_vec();
-                let t = c.ledger.get_tx(GetTxRequest { tx_hash: hash.clone() }).await.map_err(status_error)?.into_inner();
+                let t = c
+                    .ledger
+                    .get_tx(GetTxRequest {
+                        tx_hash: hash.clone(),
+                    })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
                 if t.tx.is_empty() {
                     println!("pending in the mempool");
                     return Ok(());
                 }
                 let tx = Tx::decode(&t.tx)?;
                 let call = Call::decode(&tx.body.call).map_or("malformed call", |c| c.name());
-                println!("tx {}  {}  height {} index {}  signer {} nonce {}", hex::encode(&hash), call, t.height, t.index, tx.body.signer, tx.body.nonce);
-                let r = c.ledger.get_receipt(GetReceiptRequest { tx_hash: hash }).await.map_err(status_error)?.into_inner();
+                println!(
+                    "tx {}  {}  height {} index {}  signer {} nonce {}",
+                    hex::encode(&hash),
+                    call,
+                    t.height,
+                    t.index,
+                    tx.body.signer,
+                    tx.body.nonce
+                );
+                let r = c
+                    .ledger
+                    .get_receipt(GetReceiptRequest { tx_hash: hash })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
                 if let Some(r) = r.receipt {
                     if r.success {
                         println!("  succeeded: {}", describe_output(&r.result));
                     } else {
-                        println!("  rejected: {} ({}): {}", r.error_name, r.error_code, r.error_message);
+                        println!(
+                            "  rejected: {} ({}): {}",
+                            r.error_name, r.error_code, r.error_message
+                        );
                     }
                 }
             }

@@ -12,11 +12,15 @@ use gongzhi_contracts::governance::proposals::ProposalAction;
 use gongzhi_contracts::grants::datasets::AccessRequestArgs;
 use gongzhi_contracts::grants::lifecycle::{Delegation, NewGrant, UseRecord};
 use gongzhi_contracts::grants::{FieldSpec, GrantTerms, Sensitivity};
-use gongzhi_contracts::{Call, CallOutput, GrantId, ProposalId, RecordId, RequestId, ResidentId};
+use gongzhi_contracts::{
+    Call, CallOutput, GrantId, ProposalId, PurposeCode, RecordId, RequestId, ResidentId,
+};
 use gongzhi_ledger::{keyfile, Canonical, Hash, Timestamp};
 use gongzhi_proto::v1::SubmitTxRequest;
 
-use super::api_client::{hex32, parse_time, runtime, split_list, status_error, ApiClient, DEFAULT_NODE};
+use super::api_client::{
+    hex32, parse_time, runtime, split_list, status_error, ApiClient, DEFAULT_NODE,
+};
 
 /// Options shared by every `tx` call.
 #[derive(Debug, Args)]
@@ -67,7 +71,11 @@ impl TermsArgs {
             max_uses: self.max_uses,
             delegation_depth: self.delegation_depth,
             co_approver: self.co_approver.as_deref().map(Into::into),
-            consent_hash: self.consent_hash.as_deref().map(|h| hex32(h, "--consent-hash").map(Hash)).transpose()?,
+            consent_hash: self
+                .consent_hash
+                .as_deref()
+                .map(|h| hex32(h, "--consent-hash").map(Hash))
+                .transpose()?,
         })
     }
 }
@@ -76,8 +84,10 @@ impl TermsArgs {
 #[derive(Debug, Subcommand)]
 pub enum CallCommand {
     /// Register a dataset owned by your organisation.
-    #[command(after_help = "Example:\n  gongzhi tx register-dataset --id elderly-subsidy-roll --name 'Elderly-care subsidy roll (养老补贴)' \\\n    \
-        --field age:internal --field subsidy_level:sensitive --field street:public --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx register-dataset --id elderly-subsidy-roll --name 'Elderly-care subsidy roll (养老补贴)' \\\n    \
+        --field age:internal --field subsidy_level:sensitive --field street:public --key operator.key"
+    )]
     RegisterDataset {
         /// New dataset id.
         #[arg(long)]
@@ -90,8 +100,10 @@ pub enum CallCommand {
         fields: Vec<String>,
     },
     /// Ask a dataset's owner for access.
-    #[command(after_help = "Example:\n  gongzhi tx request-access --dataset elderly-subsidy-roll --fields age,street \\\n    \
-        --purpose elderly-care --until +90d --justification 'Home visits' --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx request-access --dataset elderly-subsidy-roll --fields age,street \\\n    \
+        --purpose elderly-care --until +90d --justification 'Home visits' --key operator.key"
+    )]
     RequestAccess {
         /// Dataset.
         #[arg(long)]
@@ -113,7 +125,9 @@ pub enum CallCommand {
         justification: String,
     },
     /// Approve a pending access request into a grant (dataset owner).
-    #[command(after_help = "Example:\n  gongzhi tx approve-request --request 1 --max-uses 1000 --co-approver yuetan-street --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx approve-request --request 1 --max-uses 1000 --co-approver yuetan-street --key operator.key"
+    )]
     ApproveRequest {
         /// Request id.
         #[arg(long)]
@@ -123,7 +137,9 @@ pub enum CallCommand {
         terms: TermsArgs,
     },
     /// Reject a pending access request (dataset owner).
-    #[command(after_help = "Example:\n  gongzhi tx reject-request --request 2 --reason 'purpose too broad' --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx reject-request --request 2 --reason 'purpose too broad' --key operator.key"
+    )]
     RejectRequest {
         /// Request id.
         #[arg(long)]
@@ -133,8 +149,10 @@ pub enum CallCommand {
         reason: String,
     },
     /// Issue a grant directly (dataset owner).
-    #[command(after_help = "Example:\n  gongzhi tx issue-grant --grantee police-xicheng --dataset resident-registry --fields address \\\n    \
-        --purposes emergency-response --until +1d --co-approver civil-affairs --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx issue-grant --grantee police-xicheng --dataset resident-registry --fields address \\\n    \
+        --purposes emergency-response --until +1d --co-approver civil-affairs --key operator.key"
+    )]
     IssueGrant {
         /// Receiving organisation.
         #[arg(long)]
@@ -166,8 +184,10 @@ pub enum CallCommand {
         grant: u64,
     },
     /// Delegate part of a grant you received.
-    #[command(after_help = "Example:\n  gongzhi tx delegate --parent 3 --grantee sanlihe-service --fields age --purposes elderly-care \\\n    \
-        --until +30d --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx delegate --parent 3 --grantee sanlihe-service --fields age --purposes elderly-care \\\n    \
+        --until +30d --key operator.key"
+    )]
     Delegate {
         /// Grant delegated from.
         #[arg(long)]
@@ -195,7 +215,9 @@ pub enum CallCommand {
         delegation_depth: u8,
     },
     /// Revoke a grant and everything delegated from it (grantor or dataset owner).
-    #[command(after_help = "Example:\n  gongzhi tx revoke --grant 3 --reason 'investigation closed' --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx revoke --grant 3 --reason 'investigation closed' --key operator.key"
+    )]
     Revoke {
         /// Grant id.
         #[arg(long)]
@@ -205,7 +227,9 @@ pub enum CallCommand {
         reason: String,
     },
     /// Record a use of a grant (its grantee).
-    #[command(after_help = "Example:\n  gongzhi tx record-use --grant 3 --fields age,street --purpose elderly-care --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx record-use --grant 3 --fields age,street --purpose elderly-care --key operator.key"
+    )]
     RecordUse {
         /// Grant id.
         #[arg(long)]
@@ -221,7 +245,9 @@ pub enum CallCommand {
         reference: Option<String>,
     },
     /// Award civility points to a resident (issuers).
-    #[command(after_help = "Example:\n  gongzhi tx award --resident <64 hex> --reason garbage-sorting --points 5 --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx award --resident <64 hex> --reason garbage-sorting --points 5 --key operator.key"
+    )]
     Award {
         /// Resident pseudonym (64 hex).
         #[arg(long)]
@@ -234,7 +260,9 @@ pub enum CallCommand {
         points: u64,
     },
     /// Redeem a resident's points (service points).
-    #[command(after_help = "Example:\n  gongzhi tx redeem --resident <64 hex> --points 5 --item 'rice 5kg' --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx redeem --resident <64 hex> --points 5 --item 'rice 5kg' --key operator.key"
+    )]
     Redeem {
         /// Resident pseudonym (64 hex).
         #[arg(long)]
@@ -247,7 +275,9 @@ pub enum CallCommand {
         item: String,
     },
     /// Reverse one of your awards.
-    #[command(after_help = "Example:\n  gongzhi tx reverse --record 4 --why 'entered twice' --key operator.key")]
+    #[command(
+        after_help = "Example:\n  gongzhi tx reverse --record 4 --why 'entered twice' --key operator.key"
+    )]
     Reverse {
         /// Award record id.
         #[arg(long)]
@@ -257,9 +287,11 @@ pub enum CallCommand {
         why: String,
     },
     /// Propose a governance action (validator organisations), given as JSON.
-    #[command(after_help = "Examples:\n  gongzhi tx propose --action '{\"SuspendOrg\":\"police-xicheng\"}' --key operator.key\n  \
+    #[command(
+        after_help = "Examples:\n  gongzhi tx propose --action '{\"SuspendOrg\":\"police-xicheng\"}' --key operator.key\n  \
         gongzhi tx propose --action '{\"SetPurpose\":{\"code\":\"flood-relief\",\"label\":\"Flood relief\"}}' --key operator.key\n\n\
-        The JSON is the serde form of the ProposalAction enum (contracts/src/governance/proposals.rs).")]
+        The JSON is the serde form of the ProposalAction enum (contracts/src/governance/proposals.rs)."
+    )]
     Propose {
         /// The action as JSON.
         #[arg(long)]
@@ -290,7 +322,12 @@ fn resident(text: &str) -> Result<ResidentId> {
 
 /// The contract call a command line describes; times relative to `now`.
 pub fn build_call(command: &CallCommand, now: Timestamp) -> Result<Call> {
-    let purposes = |text: &str| split_list(text).into_iter().map(|p| p.as_str().into()).collect::<Vec<_>>();
+    let purposes = |text: &str| -> Vec<PurposeCode> {
+        split_list(text)
+            .iter()
+            .map(|p| PurposeCode::from(p.as_str()))
+            .collect()
+    };
     Ok(match command {
         CallCommand::RegisterDataset { id, name, fields } => Call::RegisterDataset {
             id: id.as_str().into(),
@@ -298,9 +335,9 @@ pub fn build_call(command: &CallCommand, now: Timestamp) -> Result<Call> {
             fields: fields
                 .iter()
                 .map(|f| {
-                    let (name, level) = f
-                        .split_once(':')
-                        .with_context(|| format!("--field {f:?}: write name:sensitivity, e.g. age:internal"))?;
+                    let (name, level) = f.split_once(':').with_context(|| {
+                        format!("--field {f:?}: write name:sensitivity, e.g. age:internal")
+                    })?;
                     Ok(FieldSpec {
                         name: name.to_string(),
                         sensitivity: sensitivity(level)?,
@@ -308,16 +345,21 @@ pub fn build_call(command: &CallCommand, now: Timestamp) -> Result<Call> {
                 })
                 .collect::<Result<_>>()?,
         },
-        CallCommand::RequestAccess { dataset, fields, purpose, from, until, justification } => {
-            Call::RequestAccess(AccessRequestArgs {
-                dataset: dataset.as_str().into(),
-                fields: split_list(fields),
-                purpose: purpose.as_str().into(),
-                valid_from: parse_time(from, now)?,
-                valid_until: parse_time(until, now)?,
-                justification: justification.clone(),
-            })
-        }
+        CallCommand::RequestAccess {
+            dataset,
+            fields,
+            purpose,
+            from,
+            until,
+            justification,
+        } => Call::RequestAccess(AccessRequestArgs {
+            dataset: dataset.as_str().into(),
+            fields: split_list(fields),
+            purpose: purpose.as_str().into(),
+            valid_from: parse_time(from, now)?,
+            valid_until: parse_time(until, now)?,
+            justification: justification.clone(),
+        }),
         CallCommand::ApproveRequest { request, terms } => Call::ApproveRequest {
             request: RequestId(*request),
             terms: terms.terms()?,
@@ -326,7 +368,15 @@ pub fn build_call(command: &CallCommand, now: Timestamp) -> Result<Call> {
             request: RequestId(*request),
             reason: reason.clone(),
         },
-        CallCommand::IssueGrant { grantee, dataset, fields, purposes: p, from, until, terms } => Call::IssueGrant(NewGrant {
+        CallCommand::IssueGrant {
+            grantee,
+            dataset,
+            fields,
+            purposes: p,
+            from,
+            until,
+            terms,
+        } => Call::IssueGrant(NewGrant {
             grantee: grantee.as_str().into(),
             dataset: dataset.as_str().into(),
             fields: split_list(fields),
@@ -337,34 +387,57 @@ pub fn build_call(command: &CallCommand, now: Timestamp) -> Result<Call> {
             parent: None,
         }),
         CallCommand::CoApprove { grant } => Call::CoApproveGrant(GrantId(*grant)),
-        CallCommand::Delegate { parent, grantee, fields, purposes: p, from, until, max_uses, delegation_depth } => {
-            Call::DelegateGrant(Delegation {
-                parent: GrantId(*parent),
-                grantee: grantee.as_str().into(),
-                fields: split_list(fields),
-                purposes: purposes(p),
-                valid_from: parse_time(from, now)?,
-                valid_until: parse_time(until, now)?,
-                max_uses: *max_uses,
-                delegation_depth: *delegation_depth,
-            })
-        }
+        CallCommand::Delegate {
+            parent,
+            grantee,
+            fields,
+            purposes: p,
+            from,
+            until,
+            max_uses,
+            delegation_depth,
+        } => Call::DelegateGrant(Delegation {
+            parent: GrantId(*parent),
+            grantee: grantee.as_str().into(),
+            fields: split_list(fields),
+            purposes: purposes(p),
+            valid_from: parse_time(from, now)?,
+            valid_until: parse_time(until, now)?,
+            max_uses: *max_uses,
+            delegation_depth: *delegation_depth,
+        }),
         CallCommand::Revoke { grant, reason } => Call::RevokeGrant {
             grant: GrantId(*grant),
             reason: reason.clone(),
         },
-        CallCommand::RecordUse { grant, fields, purpose, reference } => Call::RecordUse(UseRecord {
+        CallCommand::RecordUse {
+            grant,
+            fields,
+            purpose,
+            reference,
+        } => Call::RecordUse(UseRecord {
             grant: GrantId(*grant),
             fields: split_list(fields),
             purpose: purpose.as_str().into(),
-            reference: reference.as_deref().map(|r| hex32(r, "--reference").map(Hash)).transpose()?,
+            reference: reference
+                .as_deref()
+                .map(|r| hex32(r, "--reference").map(Hash))
+                .transpose()?,
         }),
-        CallCommand::Award { resident: r, reason, points } => Call::Award {
+        CallCommand::Award {
+            resident: r,
+            reason,
+            points,
+        } => Call::Award {
             resident: resident(r)?,
             reason: reason.as_str().into(),
             points: *points,
         },
-        CallCommand::Redeem { resident: r, points, item } => Call::Redeem {
+        CallCommand::Redeem {
+            resident: r,
+            points,
+            item,
+        } => Call::Redeem {
             resident: resident(r)?,
             points: *points,
             item: item.clone(),
@@ -391,7 +464,11 @@ pub fn describe_output(data: &[u8]) -> String {
             p.id,
             p.approved_power,
             p.total_power,
-            if p.passed { " — passed and applied" } else { "" }
+            if p.passed {
+                " — passed and applied"
+            } else {
+                ""
+            }
         ),
         Ok(CallOutput::Request(id)) => format!("created {id}"),
         Ok(CallOutput::Grant(id)) => format!("created {id}"),
@@ -411,7 +488,11 @@ pub fn run(args: TxArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let call = build_call(&args.call, crate::driver::now())?;
         let offline = args.print_only && args.chain_id.is_some() && args.nonce.is_some();
-        let mut client = if offline { None } else { Some(ApiClient::connect(&args.node).await?) };
+        let mut client = if offline {
+            None
+        } else {
+            Some(ApiClient::connect(&args.node).await?)
+        };
         let chain_id = match (&args.chain_id, client.as_mut()) {
             (Some(id), _) => id.clone(),
             (None, Some(c)) => c.chain_id().await?,
@@ -427,7 +508,9 @@ pub fn run(args: TxArgs) -> Result<()> {
             println!("{}", hex::encode(tx.encode()));
             return Ok(());
         }
-        let Some(mut client) = client else { bail!("no node connection") };
+        let Some(mut client) = client else {
+            bail!("no node connection")
+        };
         let response = client
             .ledger
             .submit_tx(SubmitTxRequest {
@@ -438,13 +521,25 @@ pub fn run(args: TxArgs) -> Result<()> {
             .map_err(status_error)
             .with_context(|| format!("{} (nonce {nonce}) was not accepted", call.name()))?
             .into_inner();
-        println!("tx {} ({}, signer {}, nonce {nonce})", hex::encode(&response.tx_hash), call.name(), key.public());
+        println!(
+            "tx {} ({}, signer {}, nonce {nonce})",
+            hex::encode(&response.tx_hash),
+            call.name(),
+            key.public()
+        );
         let Some(receipt) = response.receipt else {
-            println!("accepted; not waiting for the commit (query it with: gongzhi query tx {})", hex::encode(&response.tx_hash));
+            println!(
+                "accepted; not waiting for the commit (query it with: gongzhi query tx {})",
+                hex::encode(&response.tx_hash)
+            );
             return Ok(());
         };
         if receipt.success {
-            println!("committed at height {}: {}", receipt.height, describe_output(&receipt.result));
+            println!(
+                "committed at height {}: {}",
+                receipt.height,
+                describe_output(&receipt.result)
+            );
             Ok(())
         } else {
             bail!(

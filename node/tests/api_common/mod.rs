@@ -39,6 +39,7 @@ pub async fn start() -> TestNet {
         binary: env!("CARGO_BIN_EXE_gongzhi").into(),
         empty_block_interval_ms: 300,
         timeout_propose_ms: 300,
+        observers: 0,
     };
     let mut devnet = tokio::task::spawn_blocking(move || {
         let mut devnet = Devnet::create(&options).unwrap();
@@ -69,7 +70,10 @@ impl TestNet {
 
     /// Sign `call` as `org`, submit it, wait for its commit; the receipt.
     pub async fn submit(&mut self, org: &str, call: Call) -> TxReceipt {
-        let key = self.keys.get(org).unwrap_or_else(|| panic!("no key for {org}"));
+        let key = self
+            .keys
+            .get(org)
+            .unwrap_or_else(|| panic!("no key for {org}"));
         let nonce = self.client.next_nonce(&key.public()).await.unwrap();
         let tx = call.sign(key, &self.chain_id, nonce);
         let response = self
@@ -94,7 +98,10 @@ impl TestNet {
             "{name} by {org} failed: {} {}",
             receipt.error_name, receipt.error_message
         );
-        (receipt.height, CallOutput::from_data(&receipt.result).unwrap())
+        (
+            receipt.height,
+            CallOutput::from_data(&receipt.result).unwrap(),
+        )
     }
 
     /// A call that creates a grant; its id and height.

@@ -9,7 +9,9 @@ use gongzhi_consensus::VOTE_SIGN_TAG;
 use gongzhi_contracts::Genesis;
 use gongzhi_ledger::{CommitCertificate, CommitSignature, Keypair};
 use gongzhi_node::audit::fixture::{demo_genesis, run_demo_story, FixtureChain};
-use gongzhi_node::audit::format::{decode_block, AuditBlock, BlockRecord, ExportReader, ExportWriter};
+use gongzhi_node::audit::format::{
+    decode_block, AuditBlock, BlockRecord, ExportReader, ExportWriter,
+};
 use gongzhi_node::audit::replay::NoObserver;
 use gongzhi_node::audit::{replay_file, ReplayError, ReplayOptions, ReplaySummary};
 
@@ -41,7 +43,9 @@ pub fn read_all(path: &Path) -> (Genesis, Vec<AuditBlock>) {
     let mut blocks = Vec::new();
     loop {
         match reader.next_record().unwrap() {
-            BlockRecord::Block { index, bytes } => blocks.push(decode_block(index, &bytes).unwrap()),
+            BlockRecord::Block { index, bytes } => {
+                blocks.push(decode_block(index, &bytes).unwrap())
+            }
             BlockRecord::End(_) => break,
         }
     }
@@ -80,7 +84,11 @@ pub fn replay(path: &Path) -> Result<ReplaySummary, ReplayError> {
 }
 
 /// A certificate for `template`'s block signed by exactly `keys`.
-pub fn certificate_signed_by(chain_id: &str, template: &CommitCertificate, keys: &[Keypair]) -> CommitCertificate {
+pub fn certificate_signed_by(
+    chain_id: &str,
+    template: &CommitCertificate,
+    keys: &[Keypair],
+) -> CommitCertificate {
     let mut certificate = CommitCertificate {
         signatures: Vec::new(),
         ..template.clone()
@@ -92,6 +100,8 @@ pub fn certificate_signed_by(chain_id: &str, template: &CommitCertificate, keys:
             signature: key.sign(chain_id, VOTE_SIGN_TAG, &bytes),
         });
     }
-    certificate.signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
+    certificate
+        .signatures
+        .sort_by(|a, b| a.validator.cmp(&b.validator));
     certificate
 }

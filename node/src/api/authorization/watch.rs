@@ -21,7 +21,9 @@ use gongzhi_contracts::grants::Grant as GrantRecord;
 use gongzhi_contracts::{keys, query, Call, CallOutput, GrantId};
 use gongzhi_ledger::codec::from_bytes;
 use gongzhi_ledger::{Canonical, Hash, Outcome, StateReader, Timestamp};
-use gongzhi_proto::v1::{watch_grants_request, GrantEventKind, WatchGrantsRequest, WatchGrantsResponse};
+use gongzhi_proto::v1::{
+    watch_grants_request, GrantEventKind, WatchGrantsRequest, WatchGrantsResponse,
+};
 use tonic::Status;
 
 use super::grant_message;
@@ -69,9 +71,13 @@ fn parse_token(token: &str) -> Option<(u64, u64)> {
 pub fn start(context: NodeContext, request: WatchGrantsRequest) -> Result<GrantStream, Status> {
     let (mut next, mut skip) = match request.start {
         Some(watch_grants_request::Start::FromHeight(h)) => (h.max(1), 0),
-        Some(watch_grants_request::Start::ResumeToken(token)) => parse_token(&token).ok_or_else(|| {
-            Status::invalid_argument("resume_token is not a token this server issued; pass resume_token unchanged")
-        })?,
+        Some(watch_grants_request::Start::ResumeToken(token)) => {
+            parse_token(&token).ok_or_else(|| {
+                Status::invalid_argument(
+                    "resume_token is not a token this server issued; pass resume_token unchanged",
+                )
+            })?
+        }
         None => (context.chain.height() + 1, 0),
     };
     let filters = Filters {
@@ -87,17 +93,18 @@ pub fn start(context: NodeContext, request: WatchGrantsRequest) -> Result<GrantS
             while next <= context.chain.height() {
                 let chain = context.chain.clone();
                 let height = next;
-                let block = match tokio::task::spawn_blocking(move || block_events(&chain, height)).await {
-                    Ok(Ok(block)) => block,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(Status::internal(e))).await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                        return;
-                    }
-                };
+                let block =
+                    match tokio::task::spawn_blocking(move || block_events(&chain, height)).await {
+                        Ok(Ok(block)) => block,
+                        Ok(Err(e)) => {
+                            let _ = tx.send(Err(Status::internal(e))).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                            return;
+                        }
+                    };
                 let mut sent = false;
                 for (i, event) in block.events.iter().enumerate().skip(skip as usize) {
                     if !filters.matches(&event.grant) {
@@ -137,7 +144,11 @@ pub fn start(context: NodeContext, request: WatchGrantsRequest) -> Result<GrantS
 }
 
 fn progress(context: &NodeContext, height: u64) -> Result<WatchGrantsResponse, Status> {
-    let block = context.chain.store().block(height).map_err(|e| Status::internal(e.to_string()))?;
+    let block = context
+        .chain
+        .store()
+        .block(height)
+        .map_err(|e| Status::internal(e.to_string()))?;
     Ok(WatchGrantsResponse {
         kind: GrantEventKind::Progress as i32,
         height,
@@ -150,11 +161,18 @@ fn progress(context: &NodeContext, height: u64) -> Result<WatchGrantsResponse, S
 }
 
 /// Descendants of `root` that the revocation in this block revoked by cascade.
-fn cascade<S: StateReader + ?Sized>(state: &S, root: GrantId, time: Timestamp) -> Result<Vec<GrantRecord>, String> {
+fn cascade<S: StateReader + ?Sized>(
+    state: &S,
+    root: GrantId,
+    time: Timestamp,
+) -> Result<Vec<GrantRecord>, String> {
     let mut out = Vec::new();
     let mut queue = vec![root];
     while let Some(id) = queue.pop() {
-        let children: Vec<GrantId> = match state.get(&keys::grant_children(id)).map_err(|e| e.to_string())? {
+        let children: Vec<GrantId> = match state
+            .get(&keys::grant_children(id))
+            .map_err(|e| e.to_string())?
+        {
             Some(bytes) => from_bytes(&bytes, "grant children").map_err(|e| e.to_string())?,
             None => Vec::new(),
         };
@@ -198,7 +216,13 @@ fn block_events(chain: &crate::chain::Chain, height: u64) -> Result<BlockEvents,
         };
         let output = CallOutput::from_data(data).ok();
         let tx_hash = receipt.tx_hash;
-        let mut push = |kind, grant: GrantRecord| events.push(GrantEvent { kind, tx_hash, grant });
+        let mut push = |kind, grant: GrantRecord| {
+            events.push(GrantEvent {
+                kind,
+                tx_hash,
+                grant,
+            })
+        };
         match call {
             Call::ApproveRequest { .. } | Call::IssueGrant(_) | Call::DelegateGrant(_) => {
                 if let Some(CallOutput::Grant(id)) = output {
