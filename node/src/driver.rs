@@ -53,6 +53,24 @@ impl Canonical for ConsensusWire {
     const MAX_BYTES: usize = 16 * 1024 * 1024;
 }
 
+/// A consensus message as gossiped: `resend` makes a re-broadcast distinct bytes, so gossip
+/// (which drops content it has seen) carries it again to peers that missed the first copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsensusEnvelope {
+    /// 0 for the first send, then 1, 2, … for re-broadcasts.
+    pub resend: u64,
+    /// The message.
+    pub message: ConsensusWire,
+}
+
+impl Canonical for ConsensusEnvelope {
+    const KIND: &'static str = "consensus envelope";
+    const MAX_BYTES: usize = 16 * 1024 * 1024;
+}
+
+/// How long a height may go without progress before our signed messages are sent again.
+const REBROADCAST_AFTER: Duration = Duration::from_millis(1500);
+
 /// What the driver publishes about itself (read by the API and the status line).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -140,6 +158,10 @@ pub struct Driver {
     events_rx: mpsc::UnboundedReceiver<Event>,
     /// Signed messages to publish, in the order the core produced them (after their persist).
     outbox: Vec<Vec<u8>>,
+    /// Our signed messages of the current height (latest last), re-sent while it stalls.
+    own_messages: Vec<ConsensusWire>,
+    resends: u64,
+    last_send: Instant,
     peers: BTreeSet<libp2p::PeerId>,
 }
 
@@ -246,6 +268,9 @@ impl Driver {
             events_tx,
             events_rx,
             outbox: Vec::new(),
+            own_messages: Vec::new(),
+            resends: 0,
+            last_send: Instant::now(),
             peers: BTreeSet::new(),
         };
         driver.publish_status();
@@ -280,7 +305,10 @@ impl Driver {
                     None => break,
                 },
                 Some(event) = self.events_rx.recv() => self.on_event(event)?,
-                _ = tick.tick() => self.maybe_start_height()?,
+                _ = tick.tick() => {
+                    self.maybe_start_height()?;
+                    self.maybe_rebroadcast();
+                }
                 _ = sync_tick.tick() => self.maybe_sync(),
             }
             self.flush().await;
@@ -332,12 +360,14 @@ impl Driver {
                 }
                 self.metrics.set_mempool(pool.len(), pool.total_bytes());
             }
-            NetworkEvent::Consensus { from, bytes, .. } => match ConsensusWire::decode(&bytes) {
-                Ok(message) => self.on_consensus_message(message)?,
-                Err(e) => {
-                    tracing::warn!(peer = %from, error = %e, "dropped malformed consensus message")
+            NetworkEvent::Consensus { from, bytes, .. } => {
+                match ConsensusEnvelope::decode(&bytes) {
+                    Ok(envelope) => self.on_consensus_message(envelope.message)?,
+                    Err(e) => {
+                        tracing::warn!(peer = %from, error = %e, "dropped malformed consensus message")
+                    }
                 }
-            },
+            }
             NetworkEvent::ListeningOn(address) => tracing::info!(%address, "listening for peers"),
             NetworkEvent::PeerConnected(peer) => {
                 self.peers.insert(peer);
@@ -514,11 +544,9 @@ impl Driver {
                     proposal,
                     block: executed.block.clone(),
                 };
-                self.outbox.push(wire.encode());
+                self.send(wire);
             }
-            Output::BroadcastVote(vote) => {
-                self.outbox.push(ConsensusWire::Vote(vote).encode());
-            }
+            Output::BroadcastVote(vote) => self.send(ConsensusWire::Vote(vote)),
             Output::ScheduleTimeout {
                 kind,
                 height,
@@ -567,6 +595,42 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Queue a signed message for gossip and remember it for re-broadcast.
+    fn send(&mut self, message: ConsensusWire) {
+        self.outbox.push(
+            ConsensusEnvelope {
+                resend: 0,
+                message: message.clone(),
+            }
+            .encode(),
+        );
+        self.own_messages.push(message);
+        // Keep the latest few: enough for the current round's proposal and both votes.
+        if self.own_messages.len() > 6 {
+            self.own_messages.remove(0);
+        }
+        self.last_send = Instant::now();
+    }
+
+    /// While a height stalls (peers restarted, messages lost), send our latest signed messages
+    /// again so peers can count them and align rounds (Tendermint assumes eventual delivery).
+    fn maybe_rebroadcast(&mut self) {
+        if self.own_messages.is_empty() || self.last_send.elapsed() < REBROADCAST_AFTER {
+            return;
+        }
+        self.resends += 1;
+        for message in &self.own_messages {
+            self.outbox.push(
+                ConsensusEnvelope {
+                    resend: self.resends,
+                    message: message.clone(),
+                }
+                .encode(),
+            );
+        }
+        self.last_send = Instant::now();
     }
 
     fn build_block(&mut self) -> Result<ValueId> {
@@ -676,6 +740,7 @@ impl Driver {
     fn after_commit_bookkeeping(&mut self) -> Result<()> {
         let height = self.chain.height();
         self.blocks.retain(|_, block| block.header.height > height);
+        self.own_messages.clear();
         self.executed.clear();
         self.awaiting.clear();
         self.undelivered = None;

@@ -269,7 +269,7 @@ impl AuthorizationService {
     }
 
     /// Answer from the index if it satisfies the consistency without waiting.
-    fn from_index(
+    fn answer_from_index(
         &self,
         consistency: Option<&Consistency>,
         questions: &[CheckQuestion],
@@ -320,7 +320,7 @@ impl AuthorizationService {
     ) -> Result<Vec<CheckResponse>, Status> {
         require_synced(&self.context)?;
         if !want_receipt {
-            if let Some(result) = self.from_index(consistency, questions) {
+            if let Some(result) = self.answer_from_index(consistency, questions) {
                 return result;
             }
         }
@@ -329,7 +329,7 @@ impl AuthorizationService {
             let exact = Consistency {
                 requirement: Some(Requirement::ExactHeight(state.height)),
             };
-            if let Some(result) = self.from_index(Some(&exact), questions) {
+            if let Some(result) = self.answer_from_index(Some(&exact), questions) {
                 return result;
             }
         }

@@ -96,7 +96,17 @@ pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) ->
         .add_service(civility)
         .add_service(registry)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // TCP_NODELAY on every accepted connection: without it a response written in two
+            // segments waits for the client's delayed ACK (~40 ms) under Nagle's algorithm.
+            tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |conn| {
+                    if let Ok(stream) = &conn {
+                        let _ = stream.set_nodelay(true);
+                    }
+                    conn
+                },
+            ),
             async move {
                 let _ = shutdown.changed().await;
             },

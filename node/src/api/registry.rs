@@ -472,7 +472,7 @@ impl Registry for RegistryService {
             .map(|p| proposal(p, &orgs, cursor.state.block_time))
             .filter(|p| wanted.is_none_or(|s| p.status == s))
             .collect();
-        all.sort_by(|a, b| b.proposal_id.cmp(&a.proposal_id));
+        all.sort_by_key(|p| std::cmp::Reverse(p.proposal_id));
         let total_size = all.len() as u64;
         let (proposals, next_page_token) = cursor.page(all);
         Ok(Response::new(ListProposalsResponse {
