@@ -335,7 +335,7 @@ pub fn certificate_from_votes(
             signature: gongzhi_ledger::Signature(v.signature.0),
         })
         .collect();
-    signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
+    signatures.sort_by_key(|s| s.validator);
     signatures.dedup_by(|a, b| a.validator == b.validator);
     CommitCertificate {
         height,

@@ -41,8 +41,8 @@ pub enum ConsensusWire {
     Proposal {
         /// The proposal.
         proposal: SignedProposal,
-        /// The block whose hash is `proposal.value`.
-        block: Block,
+        /// The block whose hash is `proposal.value` (boxed: blocks dwarf votes).
+        block: Box<Block>,
     },
     /// A signed vote.
     Vote(SignedVote),
@@ -408,7 +408,7 @@ impl Driver {
                 // Keep blocks for the next two heights (a validator finishing height h may already
                 // see proposals for h+1), bounded so a flood of proposals cannot grow memory.
                 if height <= next + 1 && self.blocks.len() < 64 {
-                    self.blocks.insert(value, block);
+                    self.blocks.insert(value, *block);
                 }
                 if let Some(h) = self.awaiting.remove(&value) {
                     self.verify_value(h, value)?;
@@ -542,7 +542,7 @@ impl Driver {
                 };
                 let wire = ConsensusWire::Proposal {
                     proposal,
-                    block: executed.block.clone(),
+                    block: Box::new(executed.block.clone()),
                 };
                 self.send(wire);
             }

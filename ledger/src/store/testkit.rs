@@ -119,7 +119,7 @@ impl TestChain {
                 changes.insert(self.key(height, tx, slot), Some(value));
             }
         }
-        if height % 3 == 0 {
+        if height.is_multiple_of(3) {
             let gone = mix(height, u64::MAX, 0) % self.key_space;
             changes.insert(format!("acct/{gone:08}").into_bytes(), None);
         }

@@ -152,7 +152,7 @@ fn dataset(owner: usize, n: usize) -> DatasetId {
 /// The i-th synthetic call and its signer: even i a grant, odd i an award.
 fn synthetic_call(i: u64, now: Timestamp) -> (String, Call) {
     let lane = (i / 2) as usize;
-    if i % 2 == 0 {
+    if i & 1 == 0 {
         let owner = lane % OWNERS;
         let call = Call::IssueGrant(NewGrant {
             grantee: OrgId(format!("grantee-{}", (lane / OWNERS) % GRANTEES)),

@@ -243,8 +243,8 @@ pub enum ReplayError {
     Scratch {
         /// Directory.
         path: String,
-        /// The store's error.
-        source: LedgerError,
+        /// The store's error (boxed: it is large and rare).
+        source: Box<LedgerError>,
     },
     /// A worker thread died.
     #[error("a replay worker thread stopped unexpectedly: {0}")]

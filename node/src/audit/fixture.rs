@@ -334,9 +334,7 @@ impl FixtureChain {
                 signature: key.sign(&self.genesis.chain_id, VOTE_SIGN_TAG, &bytes),
             });
         }
-        certificate
-            .signatures
-            .sort_by(|a, b| a.validator.cmp(&b.validator));
+        certificate.signatures.sort_by_key(|s| s.validator);
         let committed = Committed {
             block: executed.block.clone(),
             receipts: executed.receipts.clone(),

@@ -250,7 +250,7 @@ impl ScratchDir {
         let path = parent.join(format!("gongzhi-replay-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).map_err(|e| ReplayError::Scratch {
             path: path.display().to_string(),
-            source: LedgerError::Storage(e.to_string()),
+            source: Box::new(LedgerError::Storage(e.to_string())),
         })?;
         Ok(ScratchDir { path })
     }
@@ -303,7 +303,7 @@ impl Executor {
         let scratch = dir.display().to_string();
         let fail = |source: LedgerError| ReplayError::Scratch {
             path: scratch.clone(),
-            source,
+            source: Box::new(source),
         };
         let store = Store::open(dir.join("state")).map_err(fail)?;
         let changes = genesis_changes(genesis).map_err(|e| ReplayError::InvalidGenesis {
@@ -339,7 +339,7 @@ impl Executor {
     fn scratch_error(&self, source: LedgerError) -> ReplayError {
         ReplayError::Scratch {
             path: self.scratch.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 

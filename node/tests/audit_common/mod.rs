@@ -41,13 +41,8 @@ pub fn read_all(path: &Path) -> (Genesis, Vec<AuditBlock>) {
     let mut reader = ExportReader::open(path).unwrap();
     let genesis = reader.genesis().clone();
     let mut blocks = Vec::new();
-    loop {
-        match reader.next_record().unwrap() {
-            BlockRecord::Block { index, bytes } => {
-                blocks.push(decode_block(index, &bytes).unwrap())
-            }
-            BlockRecord::End(_) => break,
-        }
+    while let BlockRecord::Block { index, bytes } = reader.next_record().unwrap() {
+        blocks.push(decode_block(index, &bytes).unwrap());
     }
     (genesis, blocks)
 }
@@ -100,8 +95,6 @@ pub fn certificate_signed_by(
             signature: key.sign(chain_id, VOTE_SIGN_TAG, &bytes),
         });
     }
-    certificate
-        .signatures
-        .sort_by(|a, b| a.validator.cmp(&b.validator));
+    certificate.signatures.sort_by_key(|s| s.validator);
     certificate
 }
