@@ -20,7 +20,9 @@
 //!
 //! One evaluation, two sources: [`check`] reads and decodes those values from a state;
 //! [`CheckIndex::check`](crate::CheckIndex::check) takes them already decoded from memory.
-//! Both run [`decide`] over the `DecisionReads` trait, so the logic lives only here.
+//! Both run [`decide`] over the `DecisionReads` trait, and each grant's own terms go through
+//! `evaluate_terms` over the `TermsView` trait (a decoded [`Grant`], or the index's
+//! pre-decoded terms), so the logic and the order of the conditions live only here.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -219,6 +221,103 @@ impl Decision {
     }
 }
 
+/// A grant's terms as [`evaluate_terms`] reads them, with the request-dependent tests
+/// (purpose, fields) answered by the view: so the order of the conditions lives in one place
+/// whether the terms are a decoded [`Grant`] or the [`CheckIndex`](crate::CheckIndex)'s
+/// pre-decoded form.
+pub(crate) trait TermsView {
+    /// Whether the grant is revoked.
+    fn revoked(&self) -> bool;
+    /// Whether the grant covers the requested purpose.
+    fn covers_purpose(&self) -> bool;
+    /// Whether the grant covers every requested field.
+    fn covers_fields(&self) -> bool;
+    /// Whether the grant is co-approved.
+    fn co_approved(&self) -> bool;
+    /// In force from (inclusive).
+    fn valid_from(&self) -> Timestamp;
+    /// In force until (exclusive).
+    fn valid_until(&self) -> Timestamp;
+    /// Whether the grant's own uses are used up.
+    fn exhausted(&self) -> bool;
+}
+
+/// One grant's own terms (not its ancestors') for a use at `time`, in the documented order.
+pub(crate) fn evaluate_terms<T: TermsView + ?Sized>(
+    terms: &T,
+    time: Timestamp,
+) -> Result<(), DenyReason> {
+    if terms.revoked() {
+        return Err(DenyReason::Revoked);
+    }
+    if !terms.covers_purpose() {
+        return Err(DenyReason::PurposeNotCovered);
+    }
+    if !terms.covers_fields() {
+        return Err(DenyReason::FieldNotCovered);
+    }
+    if !terms.co_approved() {
+        return Err(DenyReason::AwaitingCoApproval);
+    }
+    if time < terms.valid_from() {
+        return Err(DenyReason::NotYetValid);
+    }
+    if time >= terms.valid_until() {
+        return Err(DenyReason::Expired);
+    }
+    if terms.exhausted() {
+        return Err(DenyReason::UsesExhausted);
+    }
+    Ok(())
+}
+
+/// A decoded [`Grant`] against one request.
+struct GrantRequest<'a> {
+    grant: &'a Grant,
+    fields: &'a [&'a str],
+    purpose: &'a PurposeCode,
+}
+
+impl TermsView for GrantRequest<'_> {
+    fn revoked(&self) -> bool {
+        self.grant.revoked.is_some()
+    }
+
+    fn covers_purpose(&self) -> bool {
+        self.grant.purposes.binary_search(self.purpose).is_ok()
+    }
+
+    fn covers_fields(&self) -> bool {
+        self.fields.iter().all(|f| {
+            self.grant
+                .fields
+                .binary_search_by(|g| g.as_str().cmp(f))
+                .is_ok()
+        })
+    }
+
+    fn co_approved(&self) -> bool {
+        self.grant.co_approved
+    }
+
+    fn valid_from(&self) -> Timestamp {
+        self.grant.valid_from
+    }
+
+    fn valid_until(&self) -> Timestamp {
+        self.grant.valid_until
+    }
+
+    fn exhausted(&self) -> bool {
+        exhausted(self.grant)
+    }
+}
+
+/// Whether `grant`'s own uses are used up.
+fn exhausted(grant: &Grant) -> bool {
+    grant.max_uses.is_some_and(|max| grant.uses >= max)
+}
+
 /// Evaluate one grant's own terms (not its ancestors') for a use at `time`.
 pub fn evaluate_grant(
     grant: &Grant,
@@ -226,31 +325,14 @@ pub fn evaluate_grant(
     purpose: &PurposeCode,
     time: Timestamp,
 ) -> Result<(), DenyReason> {
-    if grant.revoked.is_some() {
-        return Err(DenyReason::Revoked);
-    }
-    if grant.purposes.binary_search(purpose).is_err() {
-        return Err(DenyReason::PurposeNotCovered);
-    }
-    if !fields
-        .iter()
-        .all(|f| grant.fields.binary_search_by(|g| g.as_str().cmp(f)).is_ok())
-    {
-        return Err(DenyReason::FieldNotCovered);
-    }
-    if !grant.co_approved {
-        return Err(DenyReason::AwaitingCoApproval);
-    }
-    if time < grant.valid_from {
-        return Err(DenyReason::NotYetValid);
-    }
-    if time >= grant.valid_until {
-        return Err(DenyReason::Expired);
-    }
-    if grant.max_uses.is_some_and(|max| grant.uses >= max) {
-        return Err(DenyReason::UsesExhausted);
-    }
-    Ok(())
+    evaluate_terms(
+        &GrantRequest {
+            grant,
+            fields,
+            purpose,
+        },
+        time,
+    )
 }
 
 fn deny(reason: DenyReason, grant: Option<GrantId>, explanation: String) -> Decision {
@@ -263,28 +345,60 @@ fn deny(reason: DenyReason, grant: Option<GrantId>, explanation: String) -> Deci
 
 /// The reads a decision makes, so [`check`] over a state and
 /// [`CheckIndex::check`](crate::decision_index::CheckIndex::check) share one evaluation
-/// ([`decide`]) and differ only in where the values come from.
+/// ([`decide`]) and differ only in where the values come from and in what form.
 pub(crate) trait DecisionReads {
+    /// The request's fields and purpose in the form this source's candidates are tested with.
+    type Request;
+    /// One entry of an access index as this source holds it.
+    type Candidate: Clone;
+
     /// The grantee's status (`org-status/<id>`).
     fn org_status(&self, org: &OrgId) -> Result<Option<OrgStatus>, ContractError>;
     /// Whether `purpose/<code>` exists.
     fn purpose_exists(&self, purpose: &PurposeCode) -> Result<bool, ContractError>;
-    /// The grants in `access/<grantee>/<dataset>` (empty if none).
+    /// The request prepared for [`DecisionReads::evaluate`].
+    fn request(&self, fields: &[&str], purpose: &PurposeCode) -> Self::Request;
+    /// The entries of `access/<grantee>/<dataset>`, in order (empty if none).
     fn candidates(
         &self,
         grantee: &OrgId,
         dataset: &DatasetId,
-    ) -> Result<Cow<'_, [GrantId]>, ContractError>;
-    /// The grant `id`, which must exist (an index refers to it).
+    ) -> Result<Cow<'_, [Self::Candidate]>, ContractError>;
+    /// The candidate's grant, which must exist (the index refers to it), with its own terms
+    /// evaluated ([`evaluate_terms`]; ancestors are [`decide`]'s business).
+    fn evaluate<'c>(
+        &'c self,
+        candidate: &'c Self::Candidate,
+        request: &Self::Request,
+        fields: &[&str],
+        purpose: &PurposeCode,
+        time: Timestamp,
+    ) -> Result<Evaluated<'c>, ContractError>;
+    /// The grant `id`, which must exist (a grant names it as parent).
     fn grant(&self, id: GrantId) -> Result<Cow<'_, Grant>, ContractError>;
     /// The dataset `id`, if registered.
     fn dataset(&self, id: &DatasetId) -> Result<Option<Cow<'_, Dataset>>, ContractError>;
+}
+
+/// One candidate grant evaluated on its own terms.
+pub(crate) struct Evaluated<'c> {
+    /// The id the access index lists it under.
+    pub id: GrantId,
+    /// Its parent, when delegated (the ancestors to check for used-up uses).
+    pub parent: Option<GrantId>,
+    /// The grant, for explanations.
+    pub grant: Cow<'c, Grant>,
+    /// Its own terms' outcome.
+    pub outcome: Result<(), DenyReason>,
 }
 
 /// [`DecisionReads`] as point reads and decoding over a state.
 struct StateReads<'a, S: ?Sized>(&'a S);
 
 impl<S: StateReader + ?Sized> DecisionReads for StateReads<'_, S> {
+    type Request = ();
+    type Candidate = GrantId;
+
     fn org_status(&self, org: &OrgId) -> Result<Option<OrgStatus>, ContractError> {
         store::read(self.0, &keys::org_status(org))
     }
@@ -292,6 +406,8 @@ impl<S: StateReader + ?Sized> DecisionReads for StateReads<'_, S> {
     fn purpose_exists(&self, purpose: &PurposeCode) -> Result<bool, ContractError> {
         purpose_exists(self.0, purpose)
     }
+
+    fn request(&self, _fields: &[&str], _purpose: &PurposeCode) {}
 
     fn candidates(
         &self,
@@ -303,6 +419,24 @@ impl<S: StateReader + ?Sized> DecisionReads for StateReads<'_, S> {
         Ok(Cow::Owned(ids))
     }
 
+    fn evaluate<'c>(
+        &'c self,
+        candidate: &'c GrantId,
+        _request: &(),
+        fields: &[&str],
+        purpose: &PurposeCode,
+        time: Timestamp,
+    ) -> Result<Evaluated<'c>, ContractError> {
+        let grant: Grant = store::read_required(self.0, &keys::grant(*candidate))?;
+        let outcome = evaluate_grant(&grant, fields, purpose, time);
+        Ok(Evaluated {
+            id: *candidate,
+            parent: grant.parent,
+            grant: Cow::Owned(grant),
+            outcome,
+        })
+    }
+
     fn grant(&self, id: GrantId) -> Result<Cow<'_, Grant>, ContractError> {
         store::read_required(self.0, &keys::grant(id)).map(Cow::Owned)
     }
@@ -312,15 +446,15 @@ impl<S: StateReader + ?Sized> DecisionReads for StateReads<'_, S> {
     }
 }
 
-/// The first exhausted ancestor of a delegated grant, if any.
-fn exhausted_ancestor<'r, R: DecisionReads + ?Sized>(
-    reads: &'r R,
-    grant: &Grant,
-) -> Result<Option<Cow<'r, Grant>>, ContractError> {
-    let mut next = grant.parent;
+/// The first exhausted ancestor of a grant delegated from `parent`, if any.
+fn exhausted_ancestor<R: DecisionReads + ?Sized>(
+    reads: &R,
+    parent: GrantId,
+) -> Result<Option<Cow<'_, Grant>>, ContractError> {
+    let mut next = Some(parent);
     while let Some(id) = next {
         let parent = reads.grant(id)?;
-        if parent.max_uses.is_some_and(|max| parent.uses >= max) {
+        if exhausted(&parent) {
             return Ok(Some(parent));
         }
         next = parent.parent;
@@ -388,18 +522,24 @@ pub(crate) fn decide<R: DecisionReads + ?Sized, F: AsRef<str>>(
             format!("purpose {purpose} is not in the taxonomy"),
         ));
     }
+    let request = reads.request(&fields, purpose);
     let candidates = reads.candidates(grantee, dataset)?;
     let mut allowed = Vec::new();
     let mut closest: Option<(DenyReason, Cow<'_, Grant>)> = None;
-    for &id in candidates.iter() {
-        let grant = reads.grant(id)?;
-        let outcome = match evaluate_grant(&grant, &fields, purpose, time) {
-            Ok(()) if grant.parent.is_some() => match exhausted_ancestor(reads, &grant)? {
+    for candidate in candidates.iter() {
+        let Evaluated {
+            id,
+            parent,
+            grant,
+            outcome,
+        } = reads.evaluate(candidate, &request, &fields, purpose, time)?;
+        let outcome = match (outcome, parent) {
+            (Ok(()), Some(parent)) => match exhausted_ancestor(reads, parent)? {
                 Some(ancestor) => Err((DenyReason::UsesExhausted, ancestor)),
                 None => Ok(()),
             },
-            Ok(()) => Ok(()),
-            Err(reason) => Err((reason, grant)),
+            (Ok(()), None) => Ok(()),
+            (Err(reason), _) => Err((reason, grant)),
         };
         match outcome {
             Ok(()) => allowed.push(id),

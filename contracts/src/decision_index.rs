@@ -17,18 +17,36 @@
 //! - a state key that no decision can read is never needed: slug ids contain no `/`, so the
 //!   `access/<grantee>/<dataset>` key splits at its first `/` after the prefix.
 //!
+//!
+//! Layout (what a check touches): organisation, dataset, purpose and field names are interned
+//! to numbers (never reused; an access key can intern an organisation or dataset that has no
+//! record, which then reads as absent); the access lists are keyed by the pair (grantee
+//! number, dataset number), and each entry holds its grant's terms pre-decoded inline
+//! (`terms::Terms`: purposes and fields as bitsets) next to a shared pointer to the decoded
+//! record, which only explanations and ancestor walks read. A grant listed in several
+//! access lists (only a corrupt or synthetic state does that) has a copy in each: the index
+//! remembers which pairs list each grant and refreshes them when the grant changes.
+//!
 //! Determinism: the index never writes state and is not used by execution, so it may use
-//! `HashMap`/`HashSet` — for point lookups only; nothing iterates them into a result.
-//! Historic checks and decision receipts keep using [`check`](crate::check) over the store.
+//! hash tables (with a fast non-SipHash hasher, `crate::fast_hash`) — for point lookups only;
+//! nothing iterates them into a result. Equality ([`PartialEq`]) compares the indexed
+//! contents in sorted order, not the interned numbers (which depend on the order entries
+//! came in). Historic checks and decision receipts keep using [`check`](crate::check) over
+//! the store.
+
+mod terms;
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use gongzhi_ledger::{StateChanges, StateReader, Timestamp};
 use serde::de::DeserializeOwned;
 
-use crate::decision::{decide, Decision, DecisionReads};
+use self::terms::{next_number, NumberSet, Request, Terms};
+use crate::decision::{decide, evaluate_grant, evaluate_terms, Decision, DecisionReads, Evaluated};
 use crate::error::ContractError;
+use crate::fast_hash::FastMap;
 use crate::governance::{org_ids, purpose_exists, OrgStatus};
 use crate::grants::lifecycle::GRANT_SEQUENCE;
 use crate::grants::{get_dataset, get_grant, Dataset, Grant};
@@ -37,13 +55,67 @@ use crate::store;
 use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
 
 /// The decision's inputs for one state, decoded. See the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckIndex {
-    statuses: HashMap<OrgId, OrgStatus>,
-    purposes: HashSet<PurposeCode>,
-    datasets: HashMap<DatasetId, Dataset>,
-    grants: HashMap<GrantId, Box<Grant>>,
-    access: HashMap<OrgId, HashMap<DatasetId, Vec<GrantId>>>,
+    /// Organisations by id: number and status.
+    orgs: FastMap<Box<str>, OrgEntry>,
+    /// Purposes by code: number and whether it is in the taxonomy.
+    purposes: FastMap<Box<str>, PurposeEntry>,
+    /// Datasets by id: number and record.
+    datasets: FastMap<Box<str>, DatasetEntry>,
+    /// Field names of grants, numbered.
+    fields: FastMap<Box<str>, u32>,
+    /// Grants by id: the decoded grant, and the access lists that list it.
+    grants: FastMap<GrantId, GrantEntry>,
+    /// Access lists by (grantee number, dataset number), in stored order.
+    access: FastMap<u64, Box<[Candidate]>>,
+    /// How many grants are indexed.
+    grant_count: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OrgEntry {
+    number: u32,
+    status: Option<OrgStatus>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PurposeEntry {
+    number: u32,
+    exists: bool,
+}
+
+#[derive(Debug, Clone)]
+struct DatasetEntry {
+    number: u32,
+    record: Option<Dataset>,
+}
+
+/// A decoded grant: its terms pre-decoded, and the record itself.
+#[derive(Debug, Clone)]
+struct IndexedGrant {
+    terms: Terms,
+    record: Arc<Grant>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct GrantEntry {
+    /// `None`: no `grant/<id>` (an access list still names it).
+    grant: Option<IndexedGrant>,
+    /// Keys of the access lists naming it.
+    listed_in: Vec<u64>,
+}
+
+/// One entry of an access list, with its grant (`None`: missing, corrupt state).
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    id: GrantId,
+    grant: Option<IndexedGrant>,
+}
+
+/// The access table key of (grantee number, dataset number).
+fn pair_key(grantee: u32, dataset: u32) -> u64 {
+    u64::from(grantee) << 32 | u64::from(dataset)
 }
 
 /// One changed key of a family the index mirrors, decoded (`None`: deleted).
@@ -135,26 +207,26 @@ impl CheckIndex {
         let mut index = CheckIndex::new();
         for org in org_ids(state)? {
             if let Some(status) = store::read(state, &keys::org_status(&org))? {
-                index.statuses.insert(org, status);
+                index.put(Entry::Status(org, Some(status)));
             }
         }
         let codes: Vec<PurposeCode> = store::read(state, keys::PURPOSE_LIST)?.unwrap_or_default();
         for code in codes {
             if purpose_exists(state, &code)? {
-                index.purposes.insert(code);
+                index.put(Entry::Purpose(code, true));
             }
         }
         let datasets: Vec<DatasetId> = store::read(state, keys::DATASET_LIST)?.unwrap_or_default();
         for id in datasets {
             if let Some(dataset) = get_dataset(state, &id)? {
-                index.datasets.insert(id, dataset);
+                index.put(Entry::Dataset(id, Some(dataset)));
             }
         }
         let mut pairs = BTreeSet::new();
         for n in 1..=store::last_id(state, GRANT_SEQUENCE)? {
             if let Some(grant) = get_grant(state, GrantId(n))? {
                 pairs.insert((grant.grantee.clone(), grant.dataset.clone()));
-                index.grants.insert(grant.id, Box::new(grant));
+                index.put(Entry::Grant(grant.id, Some(Box::new(grant))));
             }
         }
         for (grantee, dataset) in pairs {
@@ -183,42 +255,109 @@ impl CheckIndex {
 
     fn put(&mut self, entry: Entry) {
         match entry {
-            Entry::Status(org, Some(status)) => {
-                self.statuses.insert(org, status);
+            Entry::Status(org, status) => self.with_org(&org.0, |e| e.status = status),
+            Entry::Purpose(code, exists) => with_purpose(&mut self.purposes, &code.0, |e| {
+                e.exists = exists;
+            }),
+            Entry::Dataset(id, record) => self.with_dataset(&id.0, |e| e.record = record),
+            Entry::Grant(id, grant) => self.put_grant(id, grant),
+            Entry::Access(grantee, dataset, ids) => self.put_access(&grantee, &dataset, ids),
+        }
+    }
+
+    /// Run `update` on the entry of organisation `id` (interned if new).
+    fn with_org<R>(&mut self, id: &str, update: impl FnOnce(&mut OrgEntry) -> R) -> R {
+        let new = |number| OrgEntry {
+            number,
+            status: None,
+        };
+        upsert(&mut self.orgs, id, new, update)
+    }
+
+    /// Run `update` on the entry of dataset `id` (interned if new).
+    fn with_dataset<R>(&mut self, id: &str, update: impl FnOnce(&mut DatasetEntry) -> R) -> R {
+        let new = |number| DatasetEntry {
+            number,
+            record: None,
+        };
+        upsert(&mut self.datasets, id, new, update)
+    }
+
+    /// Set or delete `grant/<id>`, and refresh the access lists naming it.
+    fn put_grant(&mut self, id: GrantId, grant: Option<Box<Grant>>) {
+        let purposes = &mut self.purposes;
+        let grant = grant.map(|grant| IndexedGrant {
+            terms: Terms::compile(
+                &grant,
+                |code| with_purpose(purposes, code, |e| e.number),
+                &mut self.fields,
+            ),
+            record: Arc::from(grant),
+        });
+        let entry = self.grants.entry(id).or_default();
+        match (entry.grant.is_some(), grant.is_some()) {
+            (false, true) => self.grant_count += 1,
+            (true, false) => self.grant_count -= 1,
+            _ => {}
+        }
+        entry.grant = grant;
+        for key in &entry.listed_in {
+            if let Some(candidates) = self.access.get_mut(key) {
+                for candidate in candidates.iter_mut().filter(|c| c.id == id) {
+                    candidate.grant.clone_from(&entry.grant);
+                }
             }
-            Entry::Status(org, None) => {
-                self.statuses.remove(&org);
-            }
-            Entry::Purpose(code, true) => {
-                self.purposes.insert(code);
-            }
-            Entry::Purpose(code, false) => {
-                self.purposes.remove(&code);
-            }
-            Entry::Dataset(id, Some(dataset)) => {
-                self.datasets.insert(id, dataset);
-            }
-            Entry::Dataset(id, None) => {
-                self.datasets.remove(&id);
-            }
-            Entry::Grant(id, Some(grant)) => {
-                self.grants.insert(id, grant);
-            }
-            Entry::Grant(id, None) => {
-                self.grants.remove(&id);
-            }
-            Entry::Access(grantee, dataset, Some(ids)) => {
-                self.access.entry(grantee).or_default().insert(dataset, ids);
-            }
-            Entry::Access(grantee, dataset, None) => {
-                if let Some(by_dataset) = self.access.get_mut(&grantee) {
-                    by_dataset.remove(&dataset);
-                    if by_dataset.is_empty() {
-                        self.access.remove(&grantee);
+        }
+        if entry.grant.is_none() && entry.listed_in.is_empty() {
+            self.grants.remove(&id);
+        }
+    }
+
+    /// Set or delete `access/<grantee>/<dataset>`.
+    fn put_access(&mut self, grantee: &OrgId, dataset: &DatasetId, ids: Option<Vec<GrantId>>) {
+        let key = match ids {
+            Some(_) => pair_key(
+                self.with_org(grantee.as_str(), |e| e.number),
+                self.with_dataset(dataset.as_str(), |e| e.number),
+            ),
+            None => match self.pair(grantee, dataset) {
+                Some(key) => key,
+                None => return,
+            },
+        };
+        if let Some(old) = self.access.remove(&key) {
+            for candidate in old.iter() {
+                if let Some(entry) = self.grants.get_mut(&candidate.id) {
+                    entry.listed_in.retain(|k| *k != key);
+                    if entry.grant.is_none() && entry.listed_in.is_empty() {
+                        self.grants.remove(&candidate.id);
                     }
                 }
             }
         }
+        if let Some(ids) = ids {
+            let candidates = ids
+                .into_iter()
+                .map(|id| {
+                    let entry = self.grants.entry(id).or_default();
+                    if !entry.listed_in.contains(&key) {
+                        entry.listed_in.push(key);
+                    }
+                    Candidate {
+                        id,
+                        grant: entry.grant.clone(),
+                    }
+                })
+                .collect();
+            self.access.insert(key, candidates);
+        }
+    }
+
+    /// The access table key of (grantee, dataset), if both are interned.
+    fn pair(&self, grantee: &OrgId, dataset: &DatasetId) -> Option<u64> {
+        let grantee = self.orgs.get(grantee.as_str())?.number;
+        let dataset = self.datasets.get(dataset.as_str())?.number;
+        Some(pair_key(grantee, dataset))
     }
 
     /// The same answer as [`check`](crate::check) over the indexed state, from memory.
@@ -235,39 +374,194 @@ impl CheckIndex {
 
     /// How many grants it holds.
     pub fn grant_count(&self) -> usize {
-        self.grants.len()
+        self.grant_count
+    }
+
+    /// The indexed contents in sorted order, without interned numbers: what equality compares.
+    fn contents(&self) -> Contents<'_> {
+        let org_names: BTreeMap<u32, &str> =
+            self.orgs.iter().map(|(id, e)| (e.number, &**id)).collect();
+        let dataset_names: BTreeMap<u32, &str> = self
+            .datasets
+            .iter()
+            .map(|(id, e)| (e.number, &**id))
+            .collect();
+        Contents {
+            statuses: self
+                .orgs
+                .iter()
+                .filter_map(|(id, e)| Some((&**id, e.status?)))
+                .collect(),
+            purposes: self
+                .purposes
+                .iter()
+                .filter(|(_, e)| e.exists)
+                .map(|(code, _)| &**code)
+                .collect(),
+            datasets: self
+                .datasets
+                .iter()
+                .filter_map(|(id, e)| Some((&**id, e.record.as_ref()?)))
+                .collect(),
+            grants: self
+                .grants
+                .iter()
+                .filter_map(|(id, e)| Some((*id, &*e.grant.as_ref()?.record)))
+                .collect(),
+            access: self
+                .access
+                .iter()
+                .map(|(key, candidates)| {
+                    let pair = (
+                        name_of(&org_names, key >> 32),
+                        name_of(&dataset_names, *key),
+                    );
+                    let list = candidates
+                        .iter()
+                        .map(|c| (c.id, c.grant.as_ref().map(|g| &*g.record)))
+                        .collect();
+                    (pair, list)
+                })
+                .collect(),
+            grant_count: self.grant_count,
+        }
     }
 }
 
+/// The name numbered by the low 32 bits of `number`.
+fn name_of<'a>(names: &BTreeMap<u32, &'a str>, number: u64) -> &'a str {
+    u32::try_from(number & u64::from(u32::MAX))
+        .ok()
+        .and_then(|n| names.get(&n).copied())
+        .unwrap_or_default()
+}
+
+/// Run `update` on the entry of purpose `code` (interned if new).
+fn with_purpose<R>(
+    purposes: &mut FastMap<Box<str>, PurposeEntry>,
+    code: &str,
+    update: impl FnOnce(&mut PurposeEntry) -> R,
+) -> R {
+    let new = |number| PurposeEntry {
+        number,
+        exists: false,
+    };
+    upsert(purposes, code, new, update)
+}
+
+/// Run `update` on the entry of `name` in `table`, numbering and inserting the entry `new`
+/// makes if absent (the name is allocated only then).
+fn upsert<V, R>(
+    table: &mut FastMap<Box<str>, V>,
+    name: &str,
+    new: impl FnOnce(u32) -> V,
+    update: impl FnOnce(&mut V) -> R,
+) -> R {
+    if let Some(entry) = table.get_mut(name) {
+        return update(entry);
+    }
+    let mut entry = new(next_number(table.len()));
+    let result = update(&mut entry);
+    table.insert(name.into(), entry);
+    result
+}
+
+/// An access list's entries with the grant each holds.
+type Listed<'a> = Vec<(GrantId, Option<&'a Grant>)>;
+
+/// [`CheckIndex`] contents in sorted order (see [`CheckIndex::contents`]).
+#[derive(PartialEq)]
+struct Contents<'a> {
+    statuses: BTreeMap<&'a str, OrgStatus>,
+    purposes: BTreeSet<&'a str>,
+    datasets: BTreeMap<&'a str, &'a Dataset>,
+    grants: BTreeMap<GrantId, &'a Grant>,
+    /// Each list with the grant each entry holds (so a stale copy would show).
+    access: BTreeMap<(&'a str, &'a str), Listed<'a>>,
+    grant_count: usize,
+}
+
+impl PartialEq for CheckIndex {
+    fn eq(&self, other: &CheckIndex) -> bool {
+        self.contents() == other.contents()
+    }
+}
+
+impl Eq for CheckIndex {}
+
 impl DecisionReads for CheckIndex {
+    type Request = Request;
+    type Candidate = Candidate;
+
     fn org_status(&self, org: &OrgId) -> Result<Option<OrgStatus>, ContractError> {
-        Ok(self.statuses.get(org).copied())
+        Ok(self.orgs.get(org.as_str()).and_then(|e| e.status))
     }
 
     fn purpose_exists(&self, purpose: &PurposeCode) -> Result<bool, ContractError> {
-        Ok(self.purposes.contains(purpose))
+        Ok(self
+            .purposes
+            .get(purpose.as_str())
+            .is_some_and(|e| e.exists))
+    }
+
+    fn request(&self, fields: &[&str], purpose: &PurposeCode) -> Request {
+        let numbers: Option<Vec<u32>> = fields
+            .iter()
+            .map(|f| self.fields.get(*f).copied())
+            .collect();
+        Request {
+            purpose: self.purposes.get(purpose.as_str()).map(|e| e.number),
+            fields: numbers.map(NumberSet::of),
+        }
     }
 
     fn candidates(
         &self,
         grantee: &OrgId,
         dataset: &DatasetId,
-    ) -> Result<Cow<'_, [GrantId]>, ContractError> {
-        let ids = self
-            .access
-            .get(grantee)
-            .and_then(|by_dataset| by_dataset.get(dataset));
-        Ok(Cow::Borrowed(ids.map_or(&[], Vec::as_slice)))
+    ) -> Result<Cow<'_, [Candidate]>, ContractError> {
+        let candidates = self
+            .pair(grantee, dataset)
+            .and_then(|key| self.access.get(&key));
+        Ok(Cow::Borrowed(candidates.map_or(&[], |c| &c[..])))
+    }
+
+    fn evaluate<'c>(
+        &'c self,
+        candidate: &'c Candidate,
+        request: &Request,
+        fields: &[&str],
+        purpose: &PurposeCode,
+        time: Timestamp,
+    ) -> Result<Evaluated<'c>, ContractError> {
+        let Some(grant) = &candidate.grant else {
+            return Err(store::missing(&keys::grant(candidate.id)));
+        };
+        let outcome = if grant.terms.regular {
+            evaluate_terms(&grant.terms.against(request), time)
+        } else {
+            evaluate_grant(&grant.record, fields, purpose, time)
+        };
+        Ok(Evaluated {
+            id: candidate.id,
+            parent: grant.terms.parent,
+            grant: Cow::Borrowed(&*grant.record),
+            outcome,
+        })
     }
 
     fn grant(&self, id: GrantId) -> Result<Cow<'_, Grant>, ContractError> {
-        match self.grants.get(&id) {
-            Some(grant) => Ok(Cow::Borrowed(&**grant)),
+        match self.grants.get(&id).and_then(|e| e.grant.as_ref()) {
+            Some(grant) => Ok(Cow::Borrowed(&*grant.record)),
             None => Err(store::missing(&keys::grant(id))),
         }
     }
 
     fn dataset(&self, id: &DatasetId) -> Result<Option<Cow<'_, Dataset>>, ContractError> {
-        Ok(self.datasets.get(id).map(Cow::Borrowed))
+        Ok(self
+            .datasets
+            .get(id.as_str())
+            .and_then(|e| e.record.as_ref())
+            .map(Cow::Borrowed))
     }
 }

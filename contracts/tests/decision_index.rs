@@ -6,7 +6,10 @@
 //!
 //! States are synthetic (written key by key) so that they reach corners real txs reach only
 //! rarely: long delegation chains, exhausted ancestors, suspended and removed grantees,
-//! purposes removed from the taxonomy, grants awaiting co-approval, missing grants.
+//! purposes removed from the taxonomy, grants awaiting co-approval, missing grants, grants
+//! listed under another pair's access key, and irregular grants (fields out of order,
+//! repeated purposes). The index's own layout is exercised too: equality independent of the
+//! order names were interned in, and more names than its bitsets hold.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -44,7 +47,7 @@ fn pick(all: &[&str], mask: u8) -> Vec<String> {
 
 fn grant(id: u64, spec: &GrantSpec) -> Grant {
     let (grantee, ds, fields, purposes, flags, (from, len), (uses, max)) = *spec;
-    Grant {
+    let mut grant = Grant {
         id: GrantId(id),
         grantor: OrgId("owner".into()),
         grantee: OrgId(ORGS[grantee % 4].into()),
@@ -72,7 +75,16 @@ fn grant(id: u64, spec: &GrantSpec) -> Grant {
             cascaded_from: None,
         }),
         created: Timestamp(0),
+    };
+    // Irregular grants (no contract writes them): fields out of order, a purpose repeated.
+    // The index must answer as the binary searches of `check` do even then.
+    if max & 0x80 != 0 {
+        grant.fields.reverse();
     }
+    if let Some(first) = grant.purposes.first().filter(|_| max & 0x40 != 0) {
+        grant.purposes.push(first.clone());
+    }
+    grant
 }
 
 fn put<T: serde::Serialize>(changes: &mut StateChanges, key: Vec<u8>, value: &T) {
@@ -271,6 +283,10 @@ proptest! {
         let mut index = CheckIndex::build(&state).unwrap();
         let entries = CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap();
         prop_assert_eq!(&index, &entries);
+        // Names are numbered in the order they come in; equality must not depend on it.
+        let reversed =
+            CheckIndex::from_entries(state.iter().rev().map(|(k, v)| (&k[..], &v[..]))).unwrap();
+        prop_assert_eq!(&index, &reversed);
         prop_assert_eq!(index.grant_count(), grants.len());
         assert_same(&state, &index, &requests);
         for ops in &blocks {
@@ -312,4 +328,80 @@ fn genesis_changes_applied_to_an_empty_index() {
     let mut index = CheckIndex::new();
     index.apply(&changes).unwrap();
     assert_eq!(index, CheckIndex::build(&state).unwrap());
+}
+
+/// More than 64 field names and purposes: the index's sets hold numbers from 64 up outside
+/// their bitset; answers must not change.
+#[test]
+fn names_beyond_the_bitset() {
+    use rand::{Rng, SeedableRng};
+    let fields: Vec<String> = (0..90).map(|i| format!("f{i:02}")).collect();
+    let purposes: Vec<PurposeCode> = (0..80).map(|i| PurposeCode(format!("p{i:02}"))).collect();
+    let org = OrgId("org-a".into());
+    let ds = DatasetId("ds-x".into());
+    let mut changes = StateChanges::new();
+    put(&mut changes, keys::org_status(&org), &OrgStatus::Active);
+    put(&mut changes, keys::ORG_LIST.to_vec(), &vec![org.clone()]);
+    for code in &purposes {
+        put(&mut changes, keys::purpose(code), &code.0);
+    }
+    put(&mut changes, keys::PURPOSE_LIST.to_vec(), &purposes);
+    let dataset = Dataset {
+        id: ds.clone(),
+        owner: OrgId("owner".into()),
+        name: "x".into(),
+        fields: fields
+            .iter()
+            .map(|f| FieldSpec {
+                name: f.clone(),
+                sensitivity: Sensitivity::Internal,
+            })
+            .collect(),
+    };
+    put(&mut changes, keys::dataset(&ds), &dataset);
+    put(&mut changes, keys::DATASET_LIST.to_vec(), &vec![ds.clone()]);
+    let mut state = MemoryState::new();
+    apply_changes(&mut state, &changes);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut changes = StateChanges::new();
+    for id in 1..=40u64 {
+        let mut g = grant(id, &(0, 0, 1, 1, 0, (0, 7), (0, 0)));
+        g.grantee = org.clone();
+        g.dataset = ds.clone();
+        g.fields = fields
+            .iter()
+            .filter(|_| rng.gen_bool(0.7))
+            .cloned()
+            .collect();
+        g.purposes = purposes
+            .iter()
+            .filter(|_| rng.gen_bool(0.3))
+            .cloned()
+            .collect();
+        write_grant(&state, &mut changes, &g);
+        apply_changes(&mut state, &changes);
+        changes.clear();
+    }
+    let index = CheckIndex::build(&state).unwrap();
+    let mut allowed = 0;
+    for _ in 0..2_000 {
+        let n = rng.gen_range(1..4);
+        let asked: Vec<String> = (0..n)
+            .map(|_| fields[rng.gen_range(0..fields.len())].clone())
+            .collect();
+        let purpose = &purposes[rng.gen_range(0..purposes.len())];
+        let time = Timestamp(rng.gen_range(0..10));
+        let want = check(&state, &org, &ds, &asked, purpose, time).unwrap();
+        let got = index.check(&org, &ds, &asked, purpose, time).unwrap();
+        assert_eq!(want, got, "{asked:?} {purpose}");
+        allowed += usize::from(want.is_allowed());
+    }
+    assert!(allowed > 100, "the requests should reach allows: {allowed}");
+}
+
+/// The node builds the index on a blocking thread and shares it between request handlers.
+#[test]
+fn index_is_send_and_sync() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<CheckIndex>();
 }

@@ -37,5 +37,5 @@ pub use hash::Hash;
 pub use receipt::{Outcome, Receipt};
 pub use state::{MemoryState, Overlay, StateChanges, StateReader};
 #[cfg(feature = "store")]
-pub use store::{verify_state_proof, PreparedState, StateProof, Store};
+pub use store::{verify_state_proof, PreparedState, StateProof, Store, StoreOptions};
 pub use tx::Tx;

@@ -128,6 +128,8 @@ impl Store {
             columns::height_key(height),
         );
         self.write_synced(batch)?;
+        self.node_cache
+            .insert_all(prepared.update.node_batch.nodes());
 
         self.set_tip(Tip {
             height,

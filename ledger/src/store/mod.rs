@@ -7,7 +7,8 @@
 //! height.
 //!
 //! Invariants:
-//! - **One WriteBatch per block, `sync = true`.** A crash at any moment leaves the store at the
+//! - **One WriteBatch per block, `sync = true`** (only a scratch store opened with
+//!   [`StoreOptions::sync`] off skips the fsync). A crash at any moment leaves the store at the
 //!   last fully committed block, never half of one; reopening finds a consistent tip.
 //! - Heights are committed in order, each exactly once, on top of the state it was prepared on.
 //! - Stored data is never trusted blindly: every decode failure is [`LedgerError::Corrupt`],
@@ -20,6 +21,7 @@
 
 mod columns;
 mod commit;
+mod node_cache;
 mod proof;
 mod reads;
 pub mod state_tree;
@@ -38,6 +40,7 @@ use columns::meta_keys;
 use state_tree::DbTreeReader;
 
 pub use commit::PreparedState;
+pub use node_cache::NodeCache;
 pub use proof::{verify_state_proof, StateProof};
 pub use reads::{HistoricState, LatestState};
 pub use state_tree::{MemoryStateTree, StateHasher};
@@ -50,6 +53,29 @@ pub struct Store {
     tip: RwLock<Option<Tip>>,
     /// Serialises commits and genesis (reads never take it).
     write_lock: Mutex<()>,
+    /// Decoded tree nodes of committed versions (see [`NodeCache`]).
+    node_cache: NodeCache,
+    /// Whether commits are fsynced (always, except for scratch stores).
+    sync: bool,
+}
+
+/// How a [`Store`] is opened. [`StoreOptions::default`] is what a node uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Fsync every commit. Only a scratch store whose loss costs nothing but recomputation
+    /// (an auditor's replay) may turn this off: a crash can then lose recent blocks.
+    pub sync: bool,
+    /// Decoded tree nodes kept in memory per cache generation (0 disables the cache).
+    pub node_cache_nodes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sync: true,
+            node_cache_nodes: node_cache::DEFAULT_CAPACITY,
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -75,6 +101,11 @@ struct Tip {
 impl Store {
     /// Open (or create) the store at `path` and check that its tip is consistent.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, LedgerError> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, LedgerError> {
         let path = path.as_ref().to_path_buf();
         let db = DB::open_cf_descriptors(&columns::db_options(), &path, columns::descriptors())
             .map_err(|e| {
@@ -85,6 +116,8 @@ impl Store {
             path,
             tip: RwLock::new(None),
             write_lock: Mutex::new(()),
+            node_cache: NodeCache::new(options.node_cache_nodes),
+            sync: options.sync,
         };
         let tip = store.load_tip()?;
         *store.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
@@ -139,6 +172,7 @@ impl Store {
         batch.put_cf(meta, meta_keys::GENESIS_HASH, genesis_hash.0);
         batch.put_cf(meta, meta_keys::LATEST_HEIGHT, columns::height_key(0));
         self.write_synced(batch)?;
+        self.node_cache.insert_all(update.node_batch.nodes());
         self.set_tip(Tip {
             chain_id: chain_id.to_string(),
             genesis_hash,
@@ -223,6 +257,7 @@ impl Store {
             db: &self.db,
             nodes: self.cf(columns::JMT_NODES)?,
             values: self.cf(columns::JMT_VALUES)?,
+            cache: &self.node_cache,
         })
     }
 
@@ -232,7 +267,7 @@ impl Store {
 
     fn write_synced(&self, batch: WriteBatch) -> Result<(), LedgerError> {
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(self.sync);
         Ok(self.db.write_opt(batch, &opts)?)
     }
 

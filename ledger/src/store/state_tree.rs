@@ -4,13 +4,14 @@
 //! after block h. Keys are hashed to [`KeyHash`]es with [`StateHasher`]; the tree never sees raw
 //! keys, so historic reads go through the value history (key hash ‖ version → value).
 //!
-//! - [`DbTreeReader`] reads nodes and value history from RocksDB for jmt.
+//! - [`DbTreeReader`] reads nodes and value history from RocksDB for jmt, through the store's
+//!   [`NodeCache`] of decoded nodes.
 //! - [`MemoryStateTree`] is the same tree held in memory, for replays and models.
 //!
 //! Invariant: the root computed for a set of changes depends only on the resulting key/value
 //! set, never on insertion order or on which reader computed it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
@@ -18,6 +19,7 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, SimpleHasher, Vers
 use rocksdb::{ColumnFamily, DB};
 
 use super::columns;
+use super::node_cache::NodeCache;
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
 use crate::LedgerError;
@@ -70,7 +72,36 @@ pub fn value_set(changes: &StateChanges) -> Vec<(KeyHash, Option<OwnedValue>)> {
 
 /// Compute the root and node batch of `changes` applied on top of version `version - 1`
 /// (or on the empty tree at version 0), without writing anything.
+///
+/// A change set without deletions (nearly every block) goes through jmt's batch insert, which
+/// builds and hashes each touched node once; with deletions it goes key by key. Both give the
+/// same tree (a Jellyfish tree's shape depends only on its key set), which
+/// `batch_and_key_by_key_updates_agree` checks.
 pub fn compute_update<R: TreeReader>(
+    reader: &R,
+    changes: &StateChanges,
+    version: Version,
+) -> Result<(Hash, TreeUpdateBatch), LedgerError> {
+    let tree = StateTree::new(reader);
+    let inserts: Option<Vec<(KeyHash, OwnedValue)>> = changes
+        .iter()
+        .map(|(key, value)| value.as_ref().map(|value| (key_hash(key), value.clone())))
+        .collect();
+    let (root, batch) = match inserts {
+        Some(inserts) if !inserts.is_empty() => tree
+            .batch_put_value_sets(vec![inserts], None, version)
+            .map(|(roots, batch)| (roots.first().copied(), batch)),
+        _ => tree
+            .put_value_set(value_set(changes), version)
+            .map(|(root, batch)| (Some(root), batch)),
+    }
+    .map_err(from_jmt)?;
+    let root = root.ok_or_else(|| LedgerError::Corrupt("state tree update gave no root".into()))?;
+    Ok((Hash(root.0), batch))
+}
+
+/// [`compute_update`] always key by key: the reference the batch path is tested against.
+pub fn compute_update_key_by_key<R: TreeReader>(
     reader: &R,
     changes: &StateChanges,
     version: Version,
@@ -115,12 +146,13 @@ pub fn from_jmt(err: anyhow::Error) -> LedgerError {
     }
 }
 
-/// jmt's view of the tree stored in RocksDB.
+/// jmt's view of the tree stored in RocksDB, through the store's [`NodeCache`].
 #[derive(Clone, Copy)]
 pub struct DbTreeReader<'a> {
     pub(super) db: &'a DB,
     pub(super) nodes: &'a ColumnFamily,
     pub(super) values: &'a ColumnFamily,
+    pub(super) cache: &'a NodeCache,
 }
 
 impl std::fmt::Debug for DbTreeReader<'_> {
@@ -157,11 +189,19 @@ impl DbTreeReader<'_> {
 
 impl TreeReader for DbTreeReader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        if let Some(node) = self.cache.get(node_key) {
+            return Ok(Some(node));
+        }
         let bytes = self
             .db
             .get_pinned_cf(self.nodes, node_key_bytes(node_key))
             .map_err(LedgerError::from)?;
-        Ok(bytes.map(|b| decode_node(&b)).transpose()?)
+        let node = bytes.map(|b| decode_node(&b)).transpose()?;
+        if let Some(node) = &node {
+            // Stored nodes are committed and immutable: safe to remember.
+            self.cache.insert(node_key.clone(), node.clone());
+        }
+        Ok(node)
     }
 
     fn get_value_option(
@@ -181,7 +221,8 @@ impl TreeReader for DbTreeReader<'_> {
 /// The whole tree in memory: replays, models and tests. Keeps every version, like the store.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStateTree {
-    nodes: BTreeMap<NodeKey, Node>,
+    /// Looked up only, never iterated: a hash map cannot leak an order into results.
+    nodes: HashMap<NodeKey, Node>,
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
     next_version: Version,
 }
@@ -196,6 +237,11 @@ impl MemoryStateTree {
     pub fn apply(&mut self, changes: &StateChanges) -> Result<Hash, LedgerError> {
         let version = self.next_version;
         let (root, batch) = compute_update(&*self, changes, version)?;
+        self.absorb(&batch);
+        Ok(root)
+    }
+
+    fn absorb(&mut self, batch: &TreeUpdateBatch) {
         for (key, node) in batch.node_batch.nodes() {
             self.nodes.insert(key.clone(), node.clone());
         }
@@ -203,7 +249,6 @@ impl MemoryStateTree {
             self.values.insert((*hash, *v), value.clone());
         }
         self.next_version += 1;
-        Ok(root)
     }
 
     /// The latest version applied, `None` before the first.
@@ -271,6 +316,48 @@ mod tests {
         assert_eq!(ra, rb);
         assert_ne!(a.root(0).ok(), a.root(1).ok());
         assert_eq!(a.root(1).ok().flatten(), ra);
+    }
+
+    /// The batch insert (blocks without deletions) and jmt's key-by-key insert build the same
+    /// tree: same roots and same new nodes at every version, over random blocks that add,
+    /// overwrite and (in some blocks) delete keys.
+    #[test]
+    fn batch_and_key_by_key_updates_agree() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let mut batched = MemoryStateTree::new();
+        let mut reference = MemoryStateTree::new();
+        let mut live: Vec<Vec<u8>> = Vec::new();
+        for version in 0..40u64 {
+            let mut block = StateChanges::new();
+            for _ in 0..rng.gen_range(1..60) {
+                let key = if !live.is_empty() && rng.gen_bool(0.3) {
+                    live[rng.gen_range(0..live.len())].clone()
+                } else {
+                    let key = rng.gen::<[u8; 6]>().to_vec();
+                    live.push(key.clone());
+                    key
+                };
+                block.insert(key, Some(rng.gen::<[u8; 12]>().to_vec()));
+            }
+            if version % 5 == 4 {
+                for _ in 0..3 {
+                    let index = rng.gen_range(0..live.len());
+                    block.insert(live.swap_remove(index), None);
+                }
+            }
+            let (root_a, batch_a) = compute_update(&batched, &block, version).expect("batched");
+            let (root_b, batch_b) =
+                compute_update_key_by_key(&reference, &block, version).expect("key by key");
+            assert_eq!(root_a, root_b, "roots differ at version {version}");
+            assert_eq!(
+                batch_a.node_batch.nodes(),
+                batch_b.node_batch.nodes(),
+                "new nodes differ at version {version}"
+            );
+            batched.absorb(&batch_a);
+            reference.absorb(&batch_b);
+        }
     }
 
     #[test]
