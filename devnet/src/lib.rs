@@ -5,11 +5,13 @@
 //! - [`network`]: create, start, stop, seed a devnet directory;
 //! - [`process`]: one node process (start, SIGTERM, SIGKILL, SIGSTOP/SIGCONT) and waiting on
 //!   conditions with deadlines;
-//! - [`client`]: a blocking gRPC client.
+//! - [`client`]: a blocking gRPC client;
+//! - [`bench`]: the load generator behind `gongzhi devnet bench`.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod network;

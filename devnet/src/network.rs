@@ -92,6 +92,17 @@ fn peer_id(node_key: &Keypair) -> Result<String> {
 impl Devnet {
     /// Create the files of a new devnet (keys, genesis, node homes). Refuses a non-empty dir.
     pub fn create(options: &DevnetOptions) -> Result<Devnet> {
+        let genesis = demo::genesis(&options.chain_id, &options.seed, options.validators, now());
+        Devnet::create_with_genesis(options, genesis)
+    }
+
+    /// [`Devnet::create`] with a genesis built by the caller from [`demo::genesis`] (for
+    /// example with extra operator keys for a load generator). Its organisations must include
+    /// the demo organisations of `options.validators`, whose keys the devnet writes.
+    pub fn create_with_genesis(
+        options: &DevnetOptions,
+        genesis: gongzhi_contracts::Genesis,
+    ) -> Result<Devnet> {
         if options.validators == 0 {
             bail!("a devnet needs at least one validator");
         }
@@ -115,7 +126,6 @@ impl Devnet {
                 )?;
             }
         }
-        let genesis = demo::genesis(&options.chain_id, &options.seed, options.validators, now());
         let genesis_path = options.dir.join("genesis.toml");
         std::fs::write(&genesis_path, toml::to_string_pretty(&genesis)?)?;
 

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod logging;
+pub mod membership;
 pub mod mempool;
 pub mod metrics;
 pub mod network;

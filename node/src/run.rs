@@ -103,7 +103,8 @@ pub async fn start(home: &Path) -> Result<()> {
         .iter()
         .map(|p| parse_peer(p))
         .collect::<Result<_>>()?;
-    net_config.allowed_peers = member_peers(&chain)?;
+    let members = member_peers(&chain)?;
+    net_config.allowed_peers = members.clone();
     net_config.block_source = Arc::new(ChainBlocks(chain.clone()));
     net_config.max_transmit_size = config.p2p.max_message_bytes;
     let (network, events) = Network::start(net_config).context("cannot start networking")?;
@@ -120,6 +121,7 @@ pub async fn start(home: &Path) -> Result<()> {
         metrics: metrics.clone(),
     })?;
 
+    let membership_commits = handles.commits.subscribe();
     let context = NodeContext {
         chain: chain.clone(),
         mempool,
@@ -136,6 +138,13 @@ pub async fn start(home: &Path) -> Result<()> {
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = tokio::spawn(crate::api::serve(context, shutdown_rx.clone()));
+    let membership = tokio::spawn(crate::membership::follow(
+        chain.clone(),
+        network.clone(),
+        membership_commits,
+        shutdown_rx.clone(),
+        members,
+    ));
     let driver_task = tokio::spawn(driver.run(events, shutdown_rx));
 
     wait_for_signal().await;
@@ -145,6 +154,7 @@ pub async fn start(home: &Path) -> Result<()> {
         tracing::error!(error = %format!("{e:#}"), "driver stopped with an error");
     }
     let _ = network.shutdown().await;
+    membership.abort();
     api.abort();
     Ok(())
 }

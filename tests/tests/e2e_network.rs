@@ -11,11 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use gongzhi_contracts::Call;
+use gongzhi_contracts::governance::proposals::ProposalAction;
+use gongzhi_contracts::{Call, CallOutput};
 use gongzhi_devnet::client::NodeClientBlocking;
 use gongzhi_devnet::demo;
+use gongzhi_devnet::process::wait_until;
 use gongzhi_devnet::{Devnet, DevnetOptions};
-use gongzhi_ledger::{Canonical, Hash, Keypair};
+use gongzhi_ledger::{Canonical, Hash, Keypair, Outcome, Tx};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -197,5 +199,95 @@ fn two_of_four_down_halts_until_one_returns() -> Result<()> {
     assert!(moved.is_err(), "committed without a quorum");
     net.nodes[2].start()?;
     net.wait_height(0, stuck + 1, DEADLINE)?;
+    net.stop_all(Duration::from_secs(10))
+}
+
+/// Propose (and so approve) `action` as `proposer`, then approve it as each of `approvers`,
+/// waiting for every commit; returns the height at which the last approval was committed.
+fn pass_proposal(
+    net: &Devnet,
+    client: &mut NodeClientBlocking,
+    action: ProposalAction,
+    proposer: &str,
+    approvers: &[&str],
+) -> Result<u64> {
+    let sign = |client: &mut NodeClientBlocking, org: &str, call: Call| -> Result<Tx> {
+        let key = demo::demo_key(&net.record.seed, org, "operator");
+        let nonce = client.nonce(&key.public())? + 1;
+        Ok(call.sign(&key, &net.record.chain_id, nonce))
+    };
+    let tx = sign(client, proposer, Call::Propose(action))?;
+    let (_, receipt) = client.submit(&tx, true)?;
+    let receipt = receipt.context("no receipt for the proposal")?;
+    let Outcome::Success { data } = &receipt.outcome else {
+        bail!("the proposal failed: {:?}", receipt.outcome);
+    };
+    let CallOutput::Proposal(progress) = CallOutput::from_data(data)? else {
+        bail!("a proposal returned something else");
+    };
+    let mut height = 0;
+    for org in approvers {
+        let tx = sign(client, org, Call::Approve(progress.id))?;
+        let (committed, receipt) = client.submit(&tx, true)?;
+        let receipt = receipt.context("no receipt for the approval")?;
+        assert!(
+            receipt.is_success(),
+            "approval by {org}: {:?}",
+            receipt.outcome
+        );
+        height = committed.context("approval not committed")?;
+    }
+    Ok(height)
+}
+
+#[test]
+fn a_removed_member_is_disconnected_and_refused() -> Result<()> {
+    let (_dir, mut net) = devnet(4, 1)?;
+    let observer = 4;
+    let mut client = net.client(0, DEADLINE)?;
+    let mut watcher = net.client(observer, DEADLINE)?;
+    // The audit bureau's observer is connected and following.
+    net.wait_height(observer, 2, DEADLINE)?;
+    wait_until("the observer to connect", DEADLINE, || {
+        (watcher.status().ok()?.peers_count > 0).then_some(())
+    })?;
+
+    // Governance removes the audit bureau: 3 of 4 validators (more than 2/3 of the power).
+    let removed_at = pass_proposal(
+        &net,
+        &mut client,
+        ProposalAction::RemoveOrg("audit-bureau".into()),
+        "yuetan-street",
+        &["zhanlan-street", "huaxia-property"],
+    )?;
+
+    // Every validator closes its connections to the removed member's node and refuses it from
+    // then on: the observer loses all peers and stops following, while the chain goes on.
+    wait_until(
+        "the removed member's node to be disconnected",
+        DEADLINE,
+        || (watcher.status().ok()?.peers_count == 0).then_some(()),
+    )?;
+    let stuck_at = watcher.status()?.latest_height;
+    assert!(
+        stuck_at >= removed_at.saturating_sub(1),
+        "observer at {stuck_at}"
+    );
+    let tip = net.wait_height(0, stuck_at + 4, DEADLINE)?;
+    // It keeps redialing (with backoff) and keeps being refused.
+    let status = watcher.status()?;
+    assert_eq!(status.peers_count, 0, "a removed member reconnected");
+    assert!(
+        status.latest_height < tip,
+        "the removed node followed the chain to {} (tip {tip})",
+        status.latest_height
+    );
+    // The remaining members still talk to each other, and say why they dropped the peer.
+    assert!(client.status()?.peers_count >= 3);
+    let log = net.nodes[0].log_tail(5000);
+    assert!(
+        log.contains("membership changed: allowed peers updated"),
+        "node 0 never applied the new membership:\n{log}"
+    );
     net.stop_all(Duration::from_secs(10))
 }

@@ -5,7 +5,8 @@
 //! - [`export`]: `gongzhi audit export`, streaming a stopped node's store into a file;
 //! - [`remote`]: the same from a running node over gRPC (`--node`);
 //! - [`verify`]: the state-free checks, run in parallel on every core;
-//! - [`replay`]: the sequential checks and re-execution into a temporary store;
+//! - [`replay`]: the sequential checks and re-execution, block after block;
+//! - [`root_stage`]: state roots into a temporary store, on their own thread, one block behind;
 //! - [`error`]: [`ReplayError`], one variant per discrepancy, naming height and tx;
 //! - [`report`], [`html`]: the audit report (JSON, text table, self-contained HTML);
 //! - [`fixture`]: an in-process chain with real signatures and certificates (tests, demos);
@@ -25,6 +26,7 @@ pub mod progress;
 pub mod remote;
 pub mod replay;
 pub mod report;
+pub mod root_stage;
 pub mod verify;
 
 pub use error::ReplayError;

@@ -9,8 +9,9 @@
 //!    committed governance (`validator_set_for_next_block` on the replayed state); both
 //!    certificates (this block's and the previous block's, carried in it) have signers in
 //!    that height's set holding more than 2/3 of its power;
-//! 3. the block is re-executed with the contracts into a fresh temporary RocksDB [`Store`],
-//!    and every receipt, the state root and the next validator-set hash are compared.
+//! 3. the block is re-executed with the contracts and every receipt and the next validator-set
+//!    hash are compared; then [`super::root_stage`], on its own thread, computes the state root
+//!    into a fresh temporary RocksDB [`Store`] and compares it while the next block executes.
 //!
 //! Invariants: the first discrepancy in chain order stops the replay and is returned as a
 //! [`ReplayError`] naming the height (and tx index); nothing is trusted from the file that a
@@ -19,6 +20,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use gongzhi_consensus::{ValidatorId, ValidatorSet};
@@ -27,13 +29,14 @@ use gongzhi_contracts::{
 };
 use gongzhi_ledger::{
     validator_set_hash, Block, CommitCertificate, Hash, LedgerError, Outcome, Receipt,
-    StateChanges, StateReader, Store, Timestamp,
+    StateChanges, StateReader, Store, StoreOptions, Timestamp,
 };
 use serde::Serialize;
 
 use super::error::ReplayError;
 use super::format::ExportReader;
 use super::progress::Progress;
+use super::root_stage::{RootJob, RootStage};
 use super::verify::{CheckedBlock, Item, Pipeline};
 
 /// How to run a replay.
@@ -86,11 +89,13 @@ pub struct ReplaySummary {
 pub struct ExecutorTimes {
     /// Waiting for the workers' signature and root checks.
     pub waiting_for_checks: f64,
+    /// Waiting for the state-root stage to take the next block (it is the slower stage).
+    pub waiting_for_state_root: f64,
     /// Re-executing txs with the contracts.
     pub execution: f64,
-    /// Computing the Jellyfish Merkle root (`Store::prepare`).
+    /// Computing the Jellyfish Merkle root (`Store::prepare`), on the state-root thread.
     pub state_root: f64,
-    /// Writing the block to the temporary store (`Store::commit`, fsynced).
+    /// Writing the block to the temporary store (`Store::commit`, not fsynced: a scratch store).
     pub commit: f64,
 }
 
@@ -162,12 +167,23 @@ pub fn replay<R: Read + Send + 'static>(
     };
     let scratch = ScratchDir::create(options.scratch_dir.as_deref())?;
     let mut executor = Executor::new(&genesis, &scratch.path)?;
+    let mut stage = RootStage::start(executor.store.clone(), executor.scratch.clone())?;
     let pipeline = Pipeline::start(reader, genesis.chain_id.clone(), threads, 4 * threads + 4);
     let mut progress = Progress::new(options.progress);
     progress.start("replay", 0);
-    let result = run(&pipeline, &mut executor, observer, &mut progress);
+    let result = run(
+        &pipeline,
+        &mut executor,
+        &mut stage,
+        observer,
+        &mut progress,
+    );
     pipeline.stop();
+    // The stage's error, if any, is at a lower height than the executor's.
+    let root_times = stage.finish()?;
     result?;
+    executor.times.state_root = root_times.state_root;
+    executor.times.commit = root_times.commit;
     let state = executor
         .store
         .latest_state()
@@ -196,6 +212,7 @@ pub fn replay<R: Read + Send + 'static>(
 fn run(
     pipeline: &Pipeline,
     executor: &mut Executor,
+    stage: &mut RootStage,
     observer: &mut dyn ReplayObserver,
     progress: &mut Progress,
 ) -> Result<(), ReplayError> {
@@ -214,7 +231,7 @@ fn run(
                     // A gap is a clearer explanation than a later block's content error.
                     Err(e) => return Err(executor.explain(e)),
                 };
-                executor.apply(checked, observer)?;
+                executor.apply(checked, stage, observer)?;
                 progress.tick(executor.height, executor.txs);
             }
             Item::End(trailer) => {
@@ -279,7 +296,7 @@ impl StateReader for AfterBlock<'_> {
 
 /// The sequential verifier: replayed chain state and the validator sets in force.
 struct Executor {
-    store: Store,
+    store: Arc<Store>,
     scratch: String,
     chain_id: String,
     genesis_hash: Hash,
@@ -305,7 +322,12 @@ impl Executor {
             path: scratch.clone(),
             source: Box::new(source),
         };
-        let store = Store::open(dir.join("state")).map_err(fail)?;
+        // A scratch store: losing it to a crash only means replaying again, so no fsyncs.
+        let options = StoreOptions {
+            sync: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.join("state"), options).map_err(fail)?;
         let changes = genesis_changes(genesis).map_err(|e| ReplayError::InvalidGenesis {
             reason: e.to_string(),
         })?;
@@ -318,7 +340,7 @@ impl Executor {
                 reason: e.to_string(),
             })?;
         Ok(Executor {
-            store,
+            store: Arc::new(store),
             scratch,
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
@@ -361,8 +383,12 @@ impl Executor {
     fn apply(
         &mut self,
         checked: CheckedBlock,
+        stage: &mut RootStage,
         observer: &mut dyn ReplayObserver,
     ) -> Result<(), ReplayError> {
+        if let Some(error) = stage.failure() {
+            return Err(error);
+        }
         let CheckedBlock { record, hash } = checked;
         let block = &record.block;
         let header = &block.header;
@@ -401,10 +427,7 @@ impl Executor {
             )?;
         }
 
-        let state = self
-            .store
-            .latest_state()
-            .map_err(|e| self.scratch_error(e))?;
+        let state = stage.state(&self.store)?;
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height,
@@ -418,28 +441,15 @@ impl Executor {
             })?;
         self.times.execution += phase.elapsed().as_secs_f64();
         compare_receipts(block, &record.receipts, &outcome.receipts)?;
-        let next_set = validator_set_for_next_block(&AfterBlock {
+        let after = AfterBlock {
             base: &state,
             changes: &outcome.changes,
-        })
-        .map_err(|e| ReplayError::Execution {
-            height,
-            reason: e.to_string(),
-        })?;
-        drop(state);
-        let phase = Instant::now();
-        let prepared = self
-            .store
-            .prepare(&outcome.changes)
-            .map_err(|e| self.scratch_error(e))?;
-        self.times.state_root += phase.elapsed().as_secs_f64();
-        if prepared.root() != header.state_root {
-            return Err(ReplayError::StateRootMismatch {
+        };
+        let next_set =
+            validator_set_for_next_block(&after).map_err(|e| ReplayError::Execution {
                 height,
-                header: header.state_root,
-                replayed: prepared.root(),
-            });
-        }
+                reason: e.to_string(),
+            })?;
         let next_hash = validator_set_hash(&next_set);
         if header.next_validator_set_hash != next_hash {
             return Err(ReplayError::HeaderMismatch {
@@ -450,12 +460,8 @@ impl Executor {
                 source_of_truth: "re-execution",
             });
         }
-        self.state_root = prepared.root();
-        let phase = Instant::now();
-        self.store
-            .commit(block, &record.certificate, &outcome.receipts, prepared)
-            .map_err(|e| self.scratch_error(e))?;
-        self.times.commit += phase.elapsed().as_secs_f64();
+        observer.observe(block, &outcome.receipts, &after)?;
+        drop(state);
 
         self.txs += block.txs.len() as u64;
         self.failed_txs += outcome.receipts.iter().filter(|r| !r.is_success()).count() as u64;
@@ -469,12 +475,19 @@ impl Executor {
         self.height = height;
         self.prev_hash = hash;
         self.prev_time = header.time;
+        // Promised by the header; the stage checks it (`finish` fails the replay otherwise).
+        self.state_root = header.state_root;
         self.previous_set = std::mem::replace(&mut self.current_set, next_set);
-        let state = self
-            .store
-            .latest_state()
-            .map_err(|e| self.scratch_error(e))?;
-        observer.observe(block, &outcome.receipts, &state)
+
+        let waiting = Instant::now();
+        stage.send(RootJob {
+            block: record.block,
+            certificate: record.certificate,
+            receipts: outcome.receipts,
+            changes: Arc::new(outcome.changes),
+        })?;
+        self.times.waiting_for_state_root += waiting.elapsed().as_secs_f64();
+        Ok(())
     }
 
     /// Height, link to the previous block, certificate target, time.

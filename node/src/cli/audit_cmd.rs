@@ -108,6 +108,13 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a decision receipt offline against the chain's genesis (same as the top-level
+    /// `gongzhi verify-receipt`): Merkle proofs, header, commit certificate, and the decision
+    /// re-evaluated from the proven entries.
+    #[command(
+        after_help = "Example:\n  gongzhi audit verify-receipt decision.gzr --genesis genesis.toml"
+    )]
+    VerifyReceipt(super::check_cmd::VerifyReceiptArgs),
 }
 
 /// Run an audit subcommand.
@@ -194,6 +201,7 @@ pub fn run(command: AuditCommand) -> Result<()> {
             drop(temporary);
             Ok(())
         }
+        AuditCommand::VerifyReceipt(args) => super::check_cmd::run_verify_receipt(args),
         AuditCommand::Bench {
             txs,
             block_txs,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use gongzhi_devnet::bench::{self, BenchOptions, Rate};
 use gongzhi_devnet::{Devnet, DevnetOptions};
 
 /// Devnet operations.
@@ -36,6 +37,58 @@ pub enum DevnetCommand {
         #[arg(long)]
         duration_secs: Option<u64>,
     },
+    /// Load-test a fresh devnet: sign grant and civility txs from many signers, submit them to
+    /// every validator over gRPC, and report committed tx/s, submit→commit latency (p50, p99),
+    /// blocks/s and bytes/s as a table. Every node is stopped at the end (also on Ctrl-C).
+    #[command(after_help = "Examples:\n  \
+        gongzhi devnet bench --validators 4 --duration 60s --rate max\n  \
+        gongzhi devnet bench --validators 4 --duration 30s --warmup 5s --rate 1000\n\n\
+        The devnet lives in a temporary directory removed afterwards; pass --dir DIR --keep to \
+        keep its logs and chain.")]
+    Bench(BenchArgs),
+}
+
+/// `gongzhi devnet bench` options.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Measured window (e.g. 60s, 2m, 500ms).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Load before the measured window, not counted.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Offered load: tx/s, or `max` for as fast as the nodes accept.
+    #[arg(long, default_value = "max")]
+    rate: Rate,
+    /// Directory for the devnet (must not hold one); default: a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the devnet directory (keys, chain, node logs) afterwards.
+    #[arg(long)]
+    keep: bool,
+    /// Extra operator keys per issuer and grantee organisation (the load's signers).
+    #[arg(long, default_value_t = 64)]
+    signers_per_org: usize,
+    /// Concurrent submit requests.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Most txs submitted and not yet seen committed (the nodes' mempools only push back at
+    /// 100,000, far past the point where blocks outgrow the propose timeout).
+    #[arg(long, default_value_t = 2_000)]
+    max_inflight: usize,
+    /// The nodes' `[consensus] max_block_txs`.
+    #[arg(long, default_value_t = 2_000)]
+    max_block_txs: usize,
+    /// How long to wait after the window for its txs to commit.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    drain: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration> {
+    gongzhi_devnet::bench::parse_duration(text)
 }
 
 fn binary() -> Result<PathBuf> {
@@ -121,7 +174,38 @@ pub fn run(command: DevnetCommand) -> Result<()> {
             );
             result
         }
+        DevnetCommand::Bench(args) => run_bench(args),
     }
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let options = BenchOptions {
+        dir: args.dir,
+        keep: args.keep,
+        validators: args.validators,
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        signers_per_org: args.signers_per_org,
+        concurrency: args.concurrency,
+        max_inflight: args.max_inflight,
+        max_block_txs: args.max_block_txs,
+        drain: args.drain,
+        ..BenchOptions::new(binary()?)
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        ctrlc::set_handler(move || interrupted.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let report = bench::run(&options, interrupted, &mut |line| println!("  {line}"))?;
+    println!();
+    print!("{report}");
+    if report.outcome.committed_txs == 0 {
+        anyhow::bail!("no tx committed in the measured window; see the node logs");
+    }
+    Ok(())
 }
 
 fn serve(devnet: &mut Devnet, stop: &AtomicBool, duration_secs: Option<u64>) -> Result<()> {

@@ -1,0 +1,466 @@
+//! The timed part of the bench: submit signed txs to every validator over gRPC and observe
+//! their commits on one node's block stream.
+//!
+//! - Workers take the next tx of the [`Workload`], pace themselves for a fixed rate (tx `i` is
+//!   due at `start + i / rate`) or go as fast as the nodes accept, and submit without waiting,
+//!   rotating over the validators. `RESOURCE_EXHAUSTED` (mempool full) is backpressure: counted,
+//!   backed off, and the same tx retried on the next node — never dropped while the run lasts,
+//!   since a lost nonce would stall its signer.
+//! - At most `max_inflight` txs are submitted and not yet seen committed; a worker waits for a
+//!   commit before it submits more.
+//! - The observer reads `StreamBlocks` from one node: a tx's latency is the time from its first
+//!   submit attempt to the arrival of the block that holds it. Blocks, txs and bytes count when
+//!   their block arrives inside the measured window; latencies count for txs first submitted
+//!   inside it. After the window the observer waits (up to `drain`) for those txs to commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use gongzhi_ledger::{Block, Canonical, Hash};
+use gongzhi_proto::v1::ledger_client::LedgerClient;
+use gongzhi_proto::v1::{GetReceiptRequest, StreamBlocksRequest, SubmitTxRequest};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use super::workload::Workload;
+use super::Rate;
+
+/// How to drive the load.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// gRPC addresses (`127.0.0.1:port`) to submit to, round-robin.
+    pub submit_to: Vec<String>,
+    /// gRPC address of the node whose commits are observed.
+    pub observe: String,
+    /// First height to observe.
+    pub from_height: u64,
+    /// Offered rate.
+    pub rate: Rate,
+    /// Load before the measured window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Concurrent submitting tasks.
+    pub concurrency: usize,
+    /// Most txs submitted and not yet seen committed.
+    pub max_inflight: usize,
+    /// How long to wait after the window for its txs to commit.
+    pub drain: Duration,
+    /// Node processes whose CPU time is measured over the window.
+    pub node_pids: Vec<u32>,
+    /// Committed txs whose receipts are read back to count failures.
+    pub receipt_sample: usize,
+}
+
+/// What the load measured.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOutcome {
+    /// Length of the measured window as run (shorter when interrupted).
+    pub window: Duration,
+    /// Txs first submitted in the window.
+    pub submitted: u64,
+    /// Submit attempts answered `RESOURCE_EXHAUSTED` in the window.
+    pub backpressure: u64,
+    /// Txs refused for another reason in the window, by gRPC code.
+    pub rejected: BTreeMap<String, u64>,
+    /// One refusal message per code, to show.
+    pub rejection_examples: BTreeMap<String, String>,
+    /// Txs in blocks that arrived in the window.
+    pub committed_txs: u64,
+    /// Blocks that arrived in the window.
+    pub committed_blocks: u64,
+    /// Canonical bytes of those blocks.
+    pub committed_bytes: u64,
+    /// Largest block (txs) in the window.
+    pub largest_block: u64,
+    /// Submit→commit latencies of txs first submitted in the window, sorted.
+    pub latencies: Vec<Duration>,
+    /// Txs first submitted in the window and not seen committed by the end of the drain.
+    pub uncommitted: u64,
+    /// Receipts read back: (successes, failures by error name).
+    pub receipts_ok: u64,
+    /// Failed receipts in the sample, by error name.
+    pub receipt_failures: BTreeMap<String, u64>,
+    /// CPU seconds all node processes used in the window.
+    pub node_cpu_secs: f64,
+    /// CPU seconds the bench process used in the window.
+    pub bench_cpu_secs: f64,
+    /// Whether the run was interrupted (Ctrl-C).
+    pub interrupted: bool,
+}
+
+struct Shared {
+    workload: Mutex<Workload>,
+    /// First submit attempt of every tx not yet seen committed.
+    pending: Mutex<HashMap<Hash, Instant>>,
+    inflight: Semaphore,
+    ticket: AtomicU64,
+    submitted: AtomicU64,
+    backpressure: AtomicU64,
+    rejected: Mutex<BTreeMap<String, (u64, String)>>,
+    rate: Rate,
+    start: Instant,
+    window_start: Instant,
+    window_end: Instant,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn in_window(&self, at: Instant) -> bool {
+        at >= self.window_start && at < self.window_end
+    }
+
+    fn stopping(&self) -> bool {
+        Instant::now() >= self.window_end || self.interrupted.load(Ordering::SeqCst)
+    }
+
+    fn forget(&self, hash: &Hash) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(hash);
+        self.inflight.add_permits(1);
+    }
+}
+
+async fn connect(addr: &str) -> Result<LedgerClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to the node API at {addr}"))?;
+    Ok(LedgerClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+async fn submit_worker(shared: Arc<Shared>, clients: Vec<LedgerClient<Channel>>, first: usize) {
+    let mut node = first % clients.len();
+    while !shared.stopping() {
+        if let Rate::PerSecond(rate) = shared.rate {
+            let ticket = shared.ticket.fetch_add(1, Ordering::Relaxed);
+            let due = shared.start + Duration::from_secs_f64(ticket as f64 / rate as f64);
+            if due >= shared.window_end {
+                break;
+            }
+            tokio::time::sleep_until(due).await;
+        }
+        let permit = tokio::select! {
+            permit = shared.inflight.acquire() => permit,
+            () = tokio::time::sleep_until(shared.window_end) => break,
+        };
+        match permit {
+            Ok(permit) => permit.forget(),
+            Err(_) => break,
+        }
+        let tx = shared
+            .workload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_tx();
+        let first_attempt = Instant::now();
+        shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(tx.hash, first_attempt);
+        let counted = shared.in_window(first_attempt);
+        if counted {
+            shared.submitted.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut attempt = 0u32;
+        loop {
+            let request = SubmitTxRequest {
+                tx: tx.bytes.clone(),
+                wait_for_commit: false,
+            };
+            let result = clients[node].clone().submit_tx(request).await;
+            node = (node + 1) % clients.len();
+            let status = match result {
+                Ok(_) => break,
+                Err(status) => status,
+            };
+            let retry = matches!(
+                status.code(),
+                tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+            );
+            if status.code() == tonic::Code::ResourceExhausted && shared.in_window(Instant::now()) {
+                shared.backpressure.fetch_add(1, Ordering::Relaxed);
+            }
+            if !retry || shared.interrupted.load(Ordering::SeqCst) || shared.inflight.is_closed() {
+                if status.code() == tonic::Code::AlreadyExists {
+                    break; // already pending there (gossip was faster): it will commit
+                }
+                if counted {
+                    let mut rejected = shared
+                        .rejected
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let entry = rejected
+                        .entry(format!("{:?}", status.code()))
+                        .or_insert((0, status.message().to_string()));
+                    entry.0 += 1;
+                }
+                shared.forget(&tx.hash);
+                break;
+            }
+            attempt += 1;
+            let backoff = Duration::from_millis((5u64 << attempt.min(6)).min(250));
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+/// A block as it arrived, with its arrival time.
+struct Arrival {
+    at: Instant,
+    bytes: Vec<u8>,
+}
+
+/// Forward `StreamBlocks` from `from_height` into a channel, stamping arrival times.
+async fn stream_blocks(
+    mut client: LedgerClient<Channel>,
+    from_height: u64,
+    arrivals: mpsc::UnboundedSender<Result<Arrival>>,
+) {
+    let stream = client
+        .stream_blocks(StreamBlocksRequest { from_height })
+        .await;
+    let mut stream = match stream {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            let _ = arrivals.send(Err(anyhow::anyhow!("StreamBlocks: {status}")));
+            return;
+        }
+    };
+    loop {
+        let item = match stream.message().await {
+            Ok(Some(response)) => match response.block {
+                Some(block) => Ok(Arrival {
+                    at: Instant::now(),
+                    bytes: block.block,
+                }),
+                None => Err(anyhow::anyhow!("StreamBlocks sent an empty message")),
+            },
+            Ok(None) => Err(anyhow::anyhow!("the node closed the block stream")),
+            Err(status) => Err(anyhow::anyhow!("StreamBlocks: {status}")),
+        };
+        let failed = item.is_err();
+        if arrivals.send(item).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Match arriving blocks with submitted txs until the window's txs are all committed, the
+/// drain deadline passes or the run is interrupted. Returns the committed hashes sampled.
+async fn observe(
+    shared: &Shared,
+    mut arrivals: mpsc::UnboundedReceiver<Result<Arrival>>,
+    drain: Duration,
+    sample: usize,
+    outcome: &mut LoadOutcome,
+) -> Result<Vec<Hash>> {
+    let deadline = shared.window_end + drain;
+    let mut sampled = Vec::new();
+    loop {
+        if shared.interrupted.load(Ordering::SeqCst) || Instant::now() >= deadline {
+            break;
+        }
+        if Instant::now() >= shared.window_end {
+            let waiting = shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .any(|at| shared.in_window(*at));
+            if !waiting {
+                break;
+            }
+        }
+        let arrival = match tokio::time::timeout(Duration::from_millis(200), arrivals.recv()).await
+        {
+            Err(_) => continue,
+            Ok(None) => anyhow::bail!("the block stream ended"),
+            Ok(Some(arrival)) => arrival?,
+        };
+        let block = Block::decode(&arrival.bytes).context("StreamBlocks sent a bad block")?;
+        let in_window = shared.in_window(arrival.at);
+        if in_window {
+            outcome.committed_blocks += 1;
+            outcome.committed_txs += block.txs.len() as u64;
+            outcome.committed_bytes += arrival.bytes.len() as u64;
+            outcome.largest_block = outcome.largest_block.max(block.txs.len() as u64);
+        }
+        let hashes: Vec<Hash> = block.txs.iter().map(gongzhi_ledger::Tx::hash).collect();
+        let mut ours = 0usize;
+        {
+            let mut pending = shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for hash in hashes {
+                let Some(sent) = pending.remove(&hash) else {
+                    continue;
+                };
+                ours += 1;
+                if shared.in_window(sent) {
+                    outcome
+                        .latencies
+                        .push(arrival.at.saturating_duration_since(sent));
+                }
+                if in_window && sampled.len() < sample {
+                    sampled.push(hash);
+                }
+            }
+        }
+        shared.inflight.add_permits(ours);
+    }
+    outcome.uncommitted = shared
+        .pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .filter(|at| shared.in_window(**at))
+        .count() as u64;
+    Ok(sampled)
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks of USER_HZ, 100 on every architecture we run on.
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_snapshot(pids: &[u32]) -> (f64, f64) {
+    let nodes = pids.iter().filter_map(|p| cpu_seconds(Some(*p))).sum();
+    (nodes, cpu_seconds(None).unwrap_or(0.0))
+}
+
+/// Run the load described by `plan` and measure it.
+pub async fn run(
+    plan: LoadPlan,
+    workload: Workload,
+    interrupted: Arc<AtomicBool>,
+) -> Result<LoadOutcome> {
+    let mut clients = Vec::new();
+    for addr in &plan.submit_to {
+        clients.push(connect(addr).await?);
+    }
+    let observer = connect(&plan.observe).await?;
+    let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
+    let stream_task = tokio::spawn(stream_blocks(
+        observer.clone(),
+        plan.from_height,
+        arrivals_tx,
+    ));
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        workload: Mutex::new(workload),
+        pending: Mutex::new(HashMap::new()),
+        inflight: Semaphore::new(plan.max_inflight.max(1)),
+        ticket: AtomicU64::new(0),
+        submitted: AtomicU64::new(0),
+        backpressure: AtomicU64::new(0),
+        rejected: Mutex::new(BTreeMap::new()),
+        rate: plan.rate,
+        start,
+        window_start: start + plan.warmup,
+        window_end: start + plan.warmup + plan.duration,
+        interrupted: interrupted.clone(),
+    });
+    let workers: Vec<_> = (0..plan.concurrency.max(1))
+        .map(|i| tokio::spawn(submit_worker(shared.clone(), clients.clone(), i)))
+        .collect();
+    let cpu_task = {
+        let (window_start, window_end) = (shared.window_start, shared.window_end);
+        let pids = plan.node_pids.clone();
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window_start).await;
+            let (nodes0, bench0) = cpu_snapshot(&pids);
+            let began = Instant::now();
+            while Instant::now() < window_end && !interrupted.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let (nodes1, bench1) = cpu_snapshot(&pids);
+            (nodes1 - nodes0, bench1 - bench0, began.elapsed())
+        })
+    };
+    let mut outcome = LoadOutcome::default();
+    let observed = observe(
+        &shared,
+        arrivals,
+        plan.drain,
+        plan.receipt_sample,
+        &mut outcome,
+    )
+    .await;
+    interrupted_or_done(&shared);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    stream_task.abort();
+    let sampled = observed?;
+    let (node_cpu, bench_cpu, window) = cpu_task.await.unwrap_or((0.0, 0.0, Duration::ZERO));
+    outcome.node_cpu_secs = node_cpu;
+    outcome.bench_cpu_secs = bench_cpu;
+    outcome.window = window;
+    outcome.interrupted = interrupted.load(Ordering::SeqCst);
+    outcome.submitted = shared.submitted.load(Ordering::Relaxed);
+    outcome.backpressure = shared.backpressure.load(Ordering::Relaxed);
+    for (code, (count, message)) in shared
+        .rejected
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        outcome.rejected.insert(code.clone(), *count);
+        outcome
+            .rejection_examples
+            .insert(code.clone(), message.clone());
+    }
+    outcome.latencies.sort();
+    let mut reader = observer;
+    for hash in sampled {
+        let request = GetReceiptRequest {
+            tx_hash: hash.0.to_vec(),
+        };
+        let receipt = reader
+            .get_receipt(request)
+            .await
+            .map_err(|status| anyhow::anyhow!("GetReceipt({hash}): {status}"))?
+            .into_inner()
+            .receipt
+            .context("GetReceipt returned no receipt")?;
+        if receipt.success {
+            outcome.receipts_ok += 1;
+        } else {
+            *outcome
+                .receipt_failures
+                .entry(receipt.error_name)
+                .or_insert(0) += 1;
+        }
+    }
+    Ok(outcome)
+}
+
+/// After the observer returns, make sure no worker waits on the in-flight limit.
+fn interrupted_or_done(shared: &Shared) {
+    shared.inflight.close();
+}

@@ -1,0 +1,139 @@
+//! End-to-end test of `gongzhi devnet bench`: the real binary starts a 4-validator devnet,
+//! drives a fixed-rate load over gRPC, prints its table, and leaves no node process behind.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// How long the whole bench may take (devnet start, setup, 1 s warm-up, 5 s load, drain).
+const DEADLINE: Duration = Duration::from_secs(150);
+
+/// The `gongzhi` binary cargo built next to this test.
+fn gongzhi_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("unexpected test binary location")?;
+    let binary = dir.join("gongzhi");
+    if !binary.exists() {
+        bail!(
+            "{} not found: build the workspace first (`make build`)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// The value column of the table row named `metric`.
+fn row<'a>(table: &'a str, metric: &str) -> Option<&'a str> {
+    table.lines().find_map(|line| {
+        let mut cells = line.split('|').map(str::trim).filter(|c| !c.is_empty());
+        (cells.next()? == metric).then(|| cells.next()).flatten()
+    })
+}
+
+fn number(text: &str) -> Option<f64> {
+    text.trim_end_matches(" ms").replace(',', "").parse().ok()
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmdline.contains(&needle) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let net = dir.path().join("net");
+    let out_path = dir.path().join("bench.out");
+    let out = std::fs::File::create(&out_path)?;
+    let mut child = Command::new(gongzhi_binary()?)
+        .args(["devnet", "bench", "--validators", "4", "--duration", "5s"])
+        .args(["--warmup", "1s", "--rate", "200", "--drain", "20s", "--dir"])
+        .arg(&net)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone()?))
+        .stderr(Stdio::from(out))
+        .spawn()?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "bench did not finish within {DEADLINE:?}:\n{}",
+                std::fs::read_to_string(&out_path)?
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&out_path)?;
+    assert!(status.success(), "bench failed ({status}):\n{output}");
+
+    let committed = row(&output, "committed txs").and_then(number);
+    assert!(
+        committed.is_some_and(|n| n > 0.0),
+        "no committed txs in:\n{output}"
+    );
+    let rate = row(&output, "committed tx/s").and_then(number).unwrap();
+    assert!(
+        rate > 20.0,
+        "a 200 tx/s load committed only {rate} tx/s:\n{output}"
+    );
+    let p50 = row(&output, "submit→commit p50").and_then(number);
+    let p99 = row(&output, "submit→commit p99").and_then(number);
+    assert!(
+        p50.is_some() && p99.is_some(),
+        "latency percentiles missing:\n{output}"
+    );
+    assert!(p50 <= p99, "p50 above p99:\n{output}");
+    assert!(
+        row(&output, "blocks/s").and_then(number).unwrap() > 0.0,
+        "no blocks/s:\n{output}"
+    );
+    assert!(
+        row(&output, "bytes/s").and_then(number).unwrap() > 0.0,
+        "no bytes/s:\n{output}"
+    );
+
+    // The four node processes it started are gone (the bench reaped them before exiting).
+    let pids: Vec<u32> = output
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().split_once(" pid ")?.1;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 4, "expected four node pids in:\n{output}");
+    for pid in pids {
+        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&*net.to_string_lossy()))
+            .unwrap_or(false);
+        assert!(!alive, "node process {pid} is still running");
+    }
+    let left = processes_mentioning(&net);
+    assert!(left.is_empty(), "processes left running: {left:?}");
+    Ok(())
+}
