@@ -28,7 +28,7 @@
 //! remembers which pairs list each grant and refreshes them when the grant changes.
 //!
 //! Determinism: the index never writes state and is not used by execution, so it may use
-//! hash tables (with a fast non-SipHash hasher, `crate::fast_hash`) — for point lookups only;
+//! hash tables (with a fast non-SipHash hasher, `gongzhi_ledger::fast_hash`) — for point lookups only;
 //! nothing iterates them into a result. Equality ([`PartialEq`]) compares the indexed
 //! contents in sorted order, not the interned numbers (which depend on the order entries
 //! came in). Historic checks and decision receipts keep using [`check`](crate::check) over
@@ -46,7 +46,7 @@ use serde::de::DeserializeOwned;
 use self::terms::{next_number, NumberSet, Request, Terms};
 use crate::decision::{decide, evaluate_grant, evaluate_terms, Decision, DecisionReads, Evaluated};
 use crate::error::ContractError;
-use crate::fast_hash::FastMap;
+use gongzhi_ledger::fast_hash::FastMap;
 use crate::governance::{org_ids, purpose_exists, OrgStatus};
 use crate::grants::lifecycle::GRANT_SEQUENCE;
 use crate::grants::{get_dataset, get_grant, Dataset, Grant};

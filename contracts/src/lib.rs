@@ -29,7 +29,6 @@ pub mod decision;
 pub mod decision_index;
 mod error;
 pub mod execute;
-mod fast_hash;
 pub mod genesis;
 pub mod governance;
 pub mod grants;

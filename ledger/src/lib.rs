@@ -7,6 +7,7 @@
 //! - [`tx`], [`block`], [`receipt`], [`certificate`]: the chain's objects.
 //! - [`state`]: the read interface contracts execute on and the shape of their writes.
 //! - [`store`]: RocksDB block store and Jellyfish-Merkle state; one fsynced batch per block.
+//! - [`fast_hash`]: a non-SipHash hasher for in-memory lookup tables (never iterated).
 //!
 //! This crate knows nothing of contracts (tx calls are opaque bytes) or networking.
 
@@ -18,6 +19,7 @@ pub mod certificate;
 pub mod codec;
 pub mod crypto;
 mod error;
+pub mod fast_hash;
 pub mod hash;
 pub mod keyfile;
 pub mod receipt;

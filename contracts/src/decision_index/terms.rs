@@ -13,7 +13,7 @@
 use gongzhi_ledger::Timestamp;
 
 use crate::decision::TermsView;
-use crate::fast_hash::FastMap;
+use gongzhi_ledger::fast_hash::FastMap;
 use crate::grants::Grant;
 use crate::types::GrantId;
 

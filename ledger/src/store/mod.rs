@@ -63,7 +63,8 @@ pub struct Store {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Fsync every commit. Only a scratch store whose loss costs nothing but recomputation
-    /// (an auditor's replay) may turn this off: a crash can then lose recent blocks.
+    /// (an auditor's replay) may turn this off; it then also skips RocksDB's write-ahead log,
+    /// so a crash can lose anything not yet flushed.
     pub sync: bool,
     /// Decoded tree nodes kept in memory per cache generation (0 disables the cache).
     pub node_cache_nodes: usize,
@@ -268,6 +269,8 @@ impl Store {
     fn write_synced(&self, batch: WriteBatch) -> Result<(), LedgerError> {
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
+        // A scratch store is rebuilt rather than recovered: RocksDB's own log is wasted work.
+        opts.disable_wal(!self.sync);
         Ok(self.db.write_opt(batch, &opts)?)
     }
 

@@ -15,10 +15,11 @@
 //!   is full it becomes the previous one and the old previous one is dropped (an approximate
 //!   LRU: a hit in the previous generation is moved to the current one).
 
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use jmt::storage::{Node, NodeKey};
+
+use crate::fast_hash::FastMap;
 
 /// Default nodes per generation: about 100–200 MB at most with full internal nodes, far less
 /// in practice (most cached nodes are 64-byte leaves).
@@ -32,18 +33,26 @@ pub struct NodeCache {
 
 #[derive(Debug)]
 struct Generations {
-    current: HashMap<NodeKey, Node>,
-    previous: HashMap<NodeKey, Node>,
+    current: FastMap<NodeKey, Node>,
+    previous: FastMap<NodeKey, Node>,
     capacity: usize,
 }
 
 impl Generations {
     fn insert(&mut self, key: NodeKey, node: Node) {
         if self.current.len() >= self.capacity {
-            self.previous = std::mem::take(&mut self.current);
+            // Sized up front: a growing table rehashes every node it holds.
+            let fresh = generation(self.capacity);
+            self.previous = std::mem::replace(&mut self.current, fresh);
         }
         self.current.insert(key, node);
     }
+}
+
+fn generation(capacity: usize) -> FastMap<NodeKey, Node> {
+    let mut table = FastMap::default();
+    table.reserve(capacity);
+    table
 }
 
 impl Default for NodeCache {
@@ -57,8 +66,8 @@ impl NodeCache {
     pub fn new(capacity: usize) -> NodeCache {
         NodeCache {
             generations: Mutex::new(Generations {
-                current: HashMap::new(),
-                previous: HashMap::new(),
+                current: generation(capacity),
+                previous: FastMap::default(),
                 capacity,
             }),
         }

@@ -11,7 +11,7 @@
 //! Invariant: the root computed for a set of changes depends only on the resulting key/value
 //! set, never on insertion order or on which reader computed it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
@@ -20,6 +20,7 @@ use rocksdb::{ColumnFamily, DB};
 
 use super::columns;
 use super::node_cache::NodeCache;
+use crate::fast_hash::FastMap;
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
 use crate::LedgerError;
@@ -222,7 +223,7 @@ impl TreeReader for DbTreeReader<'_> {
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStateTree {
     /// Looked up only, never iterated: a hash map cannot leak an order into results.
-    nodes: HashMap<NodeKey, Node>,
+    nodes: FastMap<NodeKey, Node>,
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
     next_version: Version,
 }

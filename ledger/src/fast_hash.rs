@@ -1,29 +1,31 @@
-//! A fast hasher for the [`CheckIndex`](crate::CheckIndex)'s lookup tables.
+//! A fast hasher for in-memory lookup tables: the contracts' `CheckIndex` and the store's
+//! cache of decoded Jellyfish tree nodes.
 //!
-//! Their keys are short ids (organisation, dataset, purpose and field slugs, grant ids and
-//! interned (grantee, dataset) pairs). With the standard SipHash, hashing them cost as much
-//! as the rest of a lookup; this hasher is FxHash's word step (rotate, xor, multiply) over
+//! Their keys are short ids (organisation, dataset, purpose and field slugs, grant ids,
+//! interned (grantee, dataset) pairs, tree node keys). With the standard SipHash, hashing them
+//! cost as much as the rest of a lookup; this hasher is FxHash's word step (rotate, xor, multiply) over
 //! 8-byte words with a splitmix64 finaliser, so that the low bits the table indexes by
 //! depend on every input bit (a bare multiply would bucket `(grantee, dataset)` pairs by the
 //! dataset alone).
 //!
 //! Invariants:
 //! - lookups only: nothing iterates a table hashed with it into a result, a state write or
-//!   anything else observable (the one iteration, `CheckIndex`'s equality, collects into
-//!   sorted maps), so its order can never leak; determinism does not depend on the hasher,
+//!   anything else observable (`CheckIndex`'s equality collects into sorted maps), so its
+//!   order can never leak; determinism does not depend on the hasher,
 //!   although it has no random keys;
 //! - not resistant to chosen collisions: the keys are ids admitted into committed state by
-//!   governance and permissioned issuers; request input is only looked up, never inserted.
+//!   governance and permissioned issuers, and tree node keys derive from blake3 key hashes;
+//!   request input is only looked up, never inserted.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A `HashMap` with [`FastHasher`]; for point lookups only (see the module docs).
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// FxHash word step with a splitmix64 finaliser. See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct FastHasher {
+pub struct FastHasher {
     hash: u64,
 }
 
