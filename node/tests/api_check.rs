@@ -20,8 +20,9 @@ use gongzhi_node::api::receipt::{verify_receipt, DecisionReceipt, ReceiptBody, R
 use gongzhi_proto::v1::{
     consistency::Requirement, list_grants_request, watch_grants_request, BatchCheckItem,
     BatchCheckRequest, CheckRequest, CheckResponse, Consistency, Decision, ExplainDenialRequest,
-    GetBalanceRequest, GetDatasetRequest, GrantEventKind, ListDatasetsRequest, ListGrantsRequest,
-    ListOrganizationsRequest, ListProposalsRequest, WatchGrantsRequest,
+    GetBalanceRequest, GetDatasetRequest, GetStateProofRequest, GrantEventKind,
+    ListDatasetsRequest, ListGrantsRequest, ListOrganizationsRequest, ListProposalsRequest,
+    WatchGrantsRequest,
 };
 use tonic::Code;
 
@@ -457,6 +458,21 @@ async fn authorization_api_end_to_end() {
         verify.status.success() && text.contains("DENY") && text.contains("AWAITING_CO_APPROVAL"),
         "{text}"
     );
+    // The auditors' spelling of the same command gives the same verdict.
+    let audit_verify = std::process::Command::new(env!("CARGO_BIN_EXE_gongzhi"))
+        .args(["audit", "verify-receipt"])
+        .arg(&receipt_path)
+        .arg("--genesis")
+        .arg(net.devnet.dir.join("genesis.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&audit_verify.stdout),
+        text,
+        "{}",
+        String::from_utf8_lossy(&audit_verify.stderr)
+    );
+    assert!(audit_verify.status.success());
 
     // Revocation and consistency: nothing at or after the revoking height sees the grant.
     let before = allowed.evaluated_height;
@@ -634,6 +650,36 @@ async fn authorization_api_end_to_end() {
             .unwrap_err()
             .code(),
         Code::DeadlineExceeded
+    );
+    deadlines_are_exceeded_not_cancelled(&mut net).await;
+    let bad_item = net
+        .client
+        .authorization
+        .batch_check(BatchCheckRequest {
+            items: vec![
+                BatchCheckItem {
+                    grantee_org_id: "health-commission".into(),
+                    dataset_id: "registry".into(),
+                    fields: vec!["age".into()],
+                    purpose_code: "elderly-care".into(),
+                },
+                BatchCheckItem {
+                    grantee_org_id: "health-commission".into(),
+                    dataset_id: "registry".into(),
+                    fields: vec!["age".into(), String::new()],
+                    purpose_code: "elderly-care".into(),
+                },
+            ],
+            consistency: None,
+            want_receipt: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_item.code(), Code::InvalidArgument);
+    assert!(
+        bad_item.message().contains("items[1].fields[1]"),
+        "{}",
+        bad_item.message()
     );
     let too_many = BatchCheckRequest {
         items: vec![
@@ -890,4 +936,108 @@ async fn authorization_api_end_to_end() {
         "{text}{}",
         String::from_utf8_lossy(&bench.stderr)
     );
+}
+
+fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+/// A wait for a height that outlives the call's deadline is answered `DEADLINE_EXCEEDED`
+/// with a message naming what was awaited — never the transport's `CANCELLED`, which tonic
+/// sends when it cuts a call off at its `grpc-timeout` — for Check, BatchCheck,
+/// ExplainDenial and the Ledger's GetStateProof. (Much shorter deadlines race the client's
+/// own timer, which tonic also reports as `CANCELLED`.)
+async fn deadlines_are_exceeded_not_cancelled(net: &mut TestNet) {
+    let far = || {
+        Some(Consistency {
+            requirement: Some(Requirement::AtLeastHeight(1_000_000)),
+        })
+    };
+    for millis in [100, 300] {
+        let timeout = Duration::from_millis(millis);
+        let mut check_request = question("health-commission", "registry", &["age"], "elderly-care");
+        check_request.consistency = far();
+        let started = std::time::Instant::now();
+        let errors = [
+            (
+                "Check",
+                net.client
+                    .authorization
+                    .check(with_timeout(check_request, timeout))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+            ),
+            (
+                "BatchCheck",
+                net.client
+                    .authorization
+                    .batch_check(with_timeout(
+                        BatchCheckRequest {
+                            items: vec![BatchCheckItem {
+                                grantee_org_id: "health-commission".into(),
+                                dataset_id: "registry".into(),
+                                fields: vec!["age".into()],
+                                purpose_code: "elderly-care".into(),
+                            }],
+                            consistency: far(),
+                            want_receipt: false,
+                        },
+                        timeout,
+                    ))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+            ),
+            (
+                "ExplainDenial",
+                net.client
+                    .authorization
+                    .explain_denial(with_timeout(
+                        ExplainDenialRequest {
+                            grantee_org_id: "health-commission".into(),
+                            dataset_id: "registry".into(),
+                            fields: vec!["age".into()],
+                            purpose_code: "elderly-care".into(),
+                            consistency: far(),
+                        },
+                        timeout,
+                    ))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+            ),
+            (
+                "GetStateProof",
+                net.client
+                    .ledger
+                    .get_state_proof(with_timeout(
+                        GetStateProofRequest {
+                            key: b"any key".to_vec(),
+                            consistency: far(),
+                        },
+                        timeout,
+                    ))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+            ),
+        ];
+        for (call, status) in errors {
+            assert_eq!(
+                status.code(),
+                Code::DeadlineExceeded,
+                "{call} with a {millis} ms deadline: {status:?}"
+            );
+            assert!(
+                status.message().contains("1000000") && status.message().contains("deadline"),
+                "{call} with a {millis} ms deadline: {}",
+                status.message()
+            );
+        }
+        // The four waits ended at their deadlines, not at the server's 10 s default.
+        assert!(started.elapsed() < 4 * timeout + Duration::from_secs(2));
+    }
 }

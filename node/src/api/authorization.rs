@@ -19,6 +19,7 @@
 //! re-execution is the cheapest exact source; a failure or mismatch rebuilds the index from
 //! the latest state. Grant events for `WatchGrants` are in `watch` below.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -38,9 +39,9 @@ use gongzhi_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::{resolve_height, ResolvedState};
+use super::consistency::{deadline_of, resolve_height, ResolvedState};
 use super::receipt::{build_receipt, CheckQuestion, HandoverIndex};
-use super::registry::{id_field, internal, require_synced, wait_budget, PageCursor};
+use super::registry::{id_field, internal, require_synced, PageCursor};
 mod watch;
 use crate::run::NodeContext;
 use watch::GrantStream;
@@ -179,31 +180,60 @@ pub struct AuthorizationService {
     handovers: Arc<HandoverIndex>,
 }
 
-/// Validate one question; `at` prefixes field names (e.g. `items[3].`).
+/// Where a question sits in its request, to name its fields in errors.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    /// The request is the question (`Check`, `ExplainDenial`).
+    Request,
+    /// `items[i]` of a `BatchCheck`.
+    Item(usize),
+}
+
+impl At {
+    /// The full name of `field` (e.g. `items[3].dataset_id`).
+    fn name(self, field: &str) -> String {
+        match self {
+            At::Request => field.to_string(),
+            At::Item(i) => format!("items[{i}].{field}"),
+        }
+    }
+}
+
+/// `id_field`'s rule, with the field's name formatted only when the id is invalid: a valid
+/// question allocates nothing to be validated.
+fn require_id(value: &str, name: impl FnOnce() -> String) -> Result<(), Status> {
+    match id_field(value, "") {
+        Ok(_) => Ok(()),
+        Err(_) => id_field(value, &name()).map(|_| ()),
+    }
+}
+
+/// Validate one question, taking its strings (no copies).
 fn question(
-    grantee: &str,
-    dataset: &str,
-    fields: &[String],
-    purpose: &str,
-    at: &str,
+    grantee: String,
+    dataset: String,
+    fields: Vec<String>,
+    purpose: String,
+    at: At,
 ) -> Result<CheckQuestion, Status> {
-    let grantee = id_field(grantee, &format!("{at}grantee_org_id"))?;
-    let dataset = id_field(dataset, &format!("{at}dataset_id"))?;
-    let purpose = id_field(purpose, &format!("{at}purpose_code"))?;
+    require_id(&grantee, || at.name("grantee_org_id"))?;
+    require_id(&dataset, || at.name("dataset_id"))?;
+    require_id(&purpose, || at.name("purpose_code"))?;
     if fields.len() > MAX_FIELDS {
         return Err(Status::resource_exhausted(format!(
-            "{at}fields has {} entries; at most {MAX_FIELDS} per question",
+            "{} has {} entries; at most {MAX_FIELDS} per question",
+            at.name("fields"),
             fields.len()
         )));
     }
     for (i, field) in fields.iter().enumerate() {
-        id_field(field, &format!("{at}fields[{i}]"))?;
+        require_id(field, || at.name(&format!("fields[{i}]")))?;
     }
     Ok(CheckQuestion {
-        grantee: OrgId::from(grantee),
-        dataset: DatasetId::from(dataset),
-        fields: fields.to_vec(),
-        purpose: PurposeCode::from(purpose),
+        grantee: OrgId(grantee),
+        dataset: DatasetId(dataset),
+        fields,
+        purpose: PurposeCode(purpose),
     })
 }
 
@@ -226,12 +256,15 @@ fn answer(
     let reason = reason_of(decision);
     let (allowed, grant_ids, message) = match decision {
         Decision::Allow { grants } => {
-            let names: Vec<String> = grants.iter().map(ToString::to_string).collect();
-            (
-                true,
-                grants.iter().map(|g| g.0).collect(),
-                format!("allowed by {}", names.join(", ")),
-            )
+            let mut message = String::with_capacity(12 + 24 * grants.len());
+            message.push_str("allowed by ");
+            for (i, grant) in grants.iter().enumerate() {
+                if i > 0 {
+                    message.push_str(", ");
+                }
+                let _ = write!(message, "{grant}");
+            }
+            (true, grants.iter().map(|g| g.0).collect(), message)
         }
         Decision::Deny(denial) => (
             false,
@@ -266,6 +299,14 @@ impl AuthorizationService {
             latest,
             handovers: Arc::new(HandoverIndex::default()),
         }
+    }
+
+    /// How long a call may wait for a height: its deadline less the answering margin.
+    fn deadline(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
+        deadline_of(
+            metadata,
+            Duration::from_millis(self.context.config.rpc.default_deadline_ms),
+        )
     }
 
     /// Answer from the index if it satisfies the consistency without waiting.
@@ -524,14 +565,14 @@ impl Authorization for AuthorizationService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let deadline = wait_budget(request.metadata(), &self.context);
+        let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
         let q = question(
-            &r.grantee_org_id,
-            &r.dataset_id,
-            &r.fields,
-            &r.purpose_code,
-            "",
+            r.grantee_org_id,
+            r.dataset_id,
+            r.fields,
+            r.purpose_code,
+            At::Request,
         )?;
         let mut answers = self
             .evaluate(
@@ -551,7 +592,7 @@ impl Authorization for AuthorizationService {
         &self,
         request: Request<BatchCheckRequest>,
     ) -> Result<Response<BatchCheckResponse>, Status> {
-        let deadline = wait_budget(request.metadata(), &self.context);
+        let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
         if r.items.is_empty() {
             return Err(Status::invalid_argument(
@@ -566,15 +607,15 @@ impl Authorization for AuthorizationService {
         }
         let questions = r
             .items
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, item)| {
                 question(
-                    &item.grantee_org_id,
-                    &item.dataset_id,
-                    &item.fields,
-                    &item.purpose_code,
-                    &format!("items[{i}]."),
+                    item.grantee_org_id,
+                    item.dataset_id,
+                    item.fields,
+                    item.purpose_code,
+                    At::Item(i),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -607,22 +648,31 @@ impl Authorization for AuthorizationService {
             &r.page_token,
         )
         .await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(cursor.state.height)
-            .map_err(internal)?;
         let time = crate::driver::now().max(cursor.state.block_time);
-        let grants: Vec<Grant> = whole_list(&state, &filter)?
-            .iter()
-            .map(|g| grant_message(g, time))
-            .filter(|g| {
-                r.include_inactive
-                    || g.status == GrantStatus::Active as i32
-                    || g.status == GrantStatus::AwaitingCoApproval as i32
-            })
-            .collect();
+        let context = self.context.clone();
+        let include_inactive = r.include_inactive;
+        // Reading every grant of a filter is store work: off the API thread, which also
+        // serves other connections' checks.
+        let grants: Vec<Grant> = tokio::task::spawn_blocking(move || {
+            let state = context
+                .chain
+                .store()
+                .state_at(cursor.state.height)
+                .map_err(internal)?;
+            Ok::<_, Status>(
+                whole_list(&state, &filter)?
+                    .iter()
+                    .map(|g| grant_message(g, time))
+                    .filter(|g| {
+                        include_inactive
+                            || g.status == GrantStatus::Active as i32
+                            || g.status == GrantStatus::AwaitingCoApproval as i32
+                    })
+                    .collect(),
+            )
+        })
+        .await
+        .map_err(internal)??;
         let total_size = grants.len() as u64;
         let (grants, next_page_token) = cursor.page(grants);
         Ok(Response::new(ListGrantsResponse {
@@ -648,14 +698,14 @@ impl Authorization for AuthorizationService {
         request: Request<ExplainDenialRequest>,
     ) -> Result<Response<ExplainDenialResponse>, Status> {
         require_synced(&self.context)?;
-        let deadline = wait_budget(request.metadata(), &self.context);
+        let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
         let q = question(
-            &r.grantee_org_id,
-            &r.dataset_id,
-            &r.fields,
-            &r.purpose_code,
-            "",
+            r.grantee_org_id,
+            r.dataset_id,
+            r.fields,
+            r.purpose_code,
+            At::Request,
         )?;
         let state = resolve_height(&self.context, r.consistency.as_ref(), deadline).await?;
         let time = crate::driver::now().max(state.block_time);

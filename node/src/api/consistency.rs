@@ -5,6 +5,11 @@
 //!   deadline (read-your-writes: a client that got height h back from `SubmitTx` never sees
 //!   the state before h);
 //! - exactly h: historic reads at h (`OutOfRange` past the tip, as nothing can be promised).
+//!
+//! Deadlines: a wait ends a margin before the call's deadline ([`deadline_of`]). tonic's
+//! server cancels a call when its `grpc-timeout` (or `[rpc] default_deadline_ms`) runs out and
+//! answers `CANCELLED`; ending our wait first makes the client get `DEADLINE_EXCEEDED` with a
+//! message that says what was awaited.
 
 use std::time::Duration;
 
@@ -63,7 +68,24 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-/// The request's deadline: its `grpc-timeout` header, capped by the configured default.
+/// Time kept back from a call's deadline to answer it: a tenth of the deadline, at least
+/// [`MIN_ANSWER_MARGIN`] and at most [`MAX_ANSWER_MARGIN`], never more than half the
+/// deadline. The answer must reach the client before *its* timer fires too (tonic's client
+/// also gives up at the deadline, as `CANCELLED`), and timers fire up to a millisecond late.
+pub fn answer_margin(deadline: Duration) -> Duration {
+    (deadline / 10)
+        .clamp(MIN_ANSWER_MARGIN, MAX_ANSWER_MARGIN)
+        .min(deadline / 2)
+}
+
+/// Least time kept back from a call's deadline to answer it.
+pub const MIN_ANSWER_MARGIN: Duration = Duration::from_millis(5);
+/// Most time kept back from a call's deadline to answer it.
+pub const MAX_ANSWER_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long a call may wait: its `grpc-timeout` header, capped by `default` (the server's
+/// own timeout, `[rpc] default_deadline_ms`), less [`answer_margin`], so a wait that runs out
+/// is answered `DEADLINE_EXCEEDED` before the transport cancels the call.
 pub fn deadline_of(metadata: &tonic::metadata::MetadataMap, default: Duration) -> Duration {
     let parsed = metadata
         .get("grpc-timeout")
@@ -81,7 +103,8 @@ pub fn deadline_of(metadata: &tonic::metadata::MetadataMap, default: Duration) -
                 _ => return None,
             })
         });
-    parsed.map_or(default, |d| d.min(default))
+    let deadline = parsed.map_or(default, |d| d.min(default));
+    deadline.saturating_sub(answer_margin(deadline))
 }
 
 /// Resolve a request's consistency to a committed height, waiting for "at least h" up to
@@ -118,11 +141,55 @@ pub async fn resolve_height(
             match tokio::time::timeout(deadline, wait).await {
                 Ok(latest) => describe(context, latest),
                 Err(_) => Err(Status::deadline_exceeded(format!(
-                    "height {h} was not committed within {} ms (latest is {}); retry or raise the deadline",
+                    "consistency.at_least_height {h} is not committed yet (latest is {}; waited {} ms, the call's deadline less a margin to answer): retry, or raise the deadline",
+                    context.chain.height(),
                     deadline.as_millis(),
-                    context.chain.height()
                 ))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(timeout: &str) -> tonic::metadata::MetadataMap {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert("grpc-timeout", timeout.parse().expect("ascii"));
+        metadata
+    }
+
+    const DEFAULT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_wait_ends_a_margin_before_the_deadline() {
+        // (grpc-timeout, wait budget)
+        let table = [
+            ("300m", Duration::from_millis(270)),
+            ("2S", Duration::from_millis(1950)),
+            ("1H", DEFAULT - MAX_ANSWER_MARGIN),
+            ("20m", Duration::from_millis(15)),
+            ("8m", Duration::from_millis(4)),
+            ("0m", Duration::ZERO),
+            ("500000u", Duration::from_millis(450)),
+        ];
+        for (timeout, budget) in table {
+            assert_eq!(
+                deadline_of(&metadata(timeout), DEFAULT),
+                budget,
+                "{timeout}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_or_unreadable_timeout_uses_the_default_less_the_margin() {
+        let none = tonic::metadata::MetadataMap::new();
+        assert_eq!(deadline_of(&none, DEFAULT), DEFAULT - MAX_ANSWER_MARGIN);
+        assert_eq!(
+            deadline_of(&metadata("12x"), DEFAULT),
+            DEFAULT - MAX_ANSWER_MARGIN
+        );
     }
 }

@@ -14,7 +14,7 @@
 //!   still stops at the first discrepancy in chain order.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -86,22 +86,22 @@ impl RootStage {
     pub fn send(&mut self, job: RootJob) -> Result<(), ReplayError> {
         self.pending
             .push_back((job.block.header.height, job.changes.clone()));
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
-        match sent {
-            Some(Ok(())) => self.failure().map_or(Ok(()), Err),
+        let sent = match self.jobs.as_ref() {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
             // The thread stopped: it reported why.
-            _ => Err(self
+            return Err(self
                 .failure()
-                .unwrap_or_else(|| ReplayError::Worker("the state-root thread stopped".into()))),
+                .unwrap_or_else(|| ReplayError::Worker("the state-root thread stopped".into())));
         }
+        self.failure().map_or(Ok(()), Err)
     }
 
     /// The stage's error, if it failed.
     pub fn failure(&self) -> Option<ReplayError> {
-        match self.errors.try_recv() {
-            Ok(error) => Some(error),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.errors.try_recv().ok()
     }
 
     /// The state after every block sent so far: the store's latest committed state with the

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use gongzhi_proto::v1::authorization_client::AuthorizationClient;
 use gongzhi_proto::v1::{
     consistency::Requirement, BatchCheckItem, BatchCheckRequest, CheckRequest, CheckResponse,
     Consistency, Decision, ExplainDenialRequest,
@@ -65,7 +66,7 @@ pub struct VerifyReceiptArgs {
 pub enum BenchCommand {
     /// Checks per second and latency percentiles against one node.
     #[command(
-        after_help = "Example:\n  gongzhi bench checks --node 127.0.0.1:9090 --concurrency 64 --duration 30s"
+        after_help = "Example:\n  gongzhi bench checks --node 127.0.0.1:9090 --concurrency 32 --connections 2 --duration 30s\n\nEach connection has its own client thread (a single-threaded runtime); the requests in\nflight are spread evenly over the connections. Reproduce the documented figures with\nscripts/bench-checks.sh."
     )]
     Checks(BenchArgs),
 }
@@ -76,18 +77,15 @@ pub struct BenchArgs {
     /// Node gRPC address.
     #[arg(long, default_value = DEFAULT_NODE)]
     pub node: String,
-    /// Requests in flight at any time.
-    #[arg(long, default_value_t = 64)]
+    /// Requests in flight at any time (closed loop: each sends its next request when answered).
+    #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// HTTP/2 connections the requests are spread over.
-    #[arg(long, default_value_t = 4)]
+    /// HTTP/2 connections the requests are spread over, each driven by its own client thread.
+    #[arg(long, default_value_t = 2)]
     pub connections: usize,
     /// Measured duration, e.g. 30s or 2m (after a 2 s warm-up).
     #[arg(long, default_value = "30s")]
     pub duration: String,
-    /// Client worker threads.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
     /// Questions per request: 1 sends `Check`, more send `BatchCheck` with that many items
     /// (checks/s then counts items; latencies are per request).
     #[arg(long, default_value_t = 1)]
@@ -291,122 +289,176 @@ fn batch_request(request: &CheckRequest, size: usize) -> Option<BatchCheckReques
     })
 }
 
+/// Start and stop of the measured window, shared by the client threads.
+#[derive(Debug, Default)]
+struct BenchClock {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// What one connection measured: per-request latencies (µs) and failed or wrong answers.
+#[derive(Debug, Default)]
+struct Measured {
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+/// One connection's client thread: a single-threaded runtime, one HTTP/2 connection and
+/// `in_flight` request loops on it, so a request never hops threads on the client side.
+fn run_connection(
+    url: String,
+    in_flight: usize,
+    request: CheckRequest,
+    batch: Option<BatchCheckRequest>,
+    expected: i32,
+    clock: Arc<BenchClock>,
+) -> Result<Measured> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let channel = Endpoint::from_shared(url.clone())?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let client = AuthorizationClient::new(channel);
+        let mut loops = Vec::with_capacity(in_flight);
+        for _ in 0..in_flight {
+            let mut client = client.clone();
+            let (request, batch, clock) = (request.clone(), batch.clone(), clock.clone());
+            loops.push(tokio::spawn(async move {
+                let mut measured = Measured {
+                    latencies: Vec::with_capacity(1 << 16),
+                    errors: 0,
+                };
+                while !clock.stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let ok = match &batch {
+                        None => client
+                            .check(request.clone())
+                            .await
+                            .is_ok_and(|answer| answer.get_ref().decision == expected),
+                        Some(batch) => {
+                            client.batch_check(batch.clone()).await.is_ok_and(|answer| {
+                                answer.get_ref().results.len() == batch.items.len()
+                            })
+                        }
+                    };
+                    if clock.measuring.load(Ordering::Relaxed) {
+                        if ok {
+                            let micros = started.elapsed().as_micros();
+                            measured
+                                .latencies
+                                .push(u32::try_from(micros).unwrap_or(u32::MAX));
+                        } else {
+                            measured.errors += 1;
+                        }
+                    }
+                }
+                measured
+            }));
+        }
+        let mut all = Measured::default();
+        for one in loops {
+            let one = one.await?;
+            all.latencies.extend(one.latencies);
+            all.errors += one.errors;
+        }
+        Ok(all)
+    })
+}
+
 /// Run `gongzhi bench checks`.
 pub fn run_bench(command: BenchCommand) -> Result<()> {
     let BenchCommand::Checks(args) = command;
     let duration = parse_duration(&args.duration)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let mut channels = Vec::new();
-        for _ in 0..args.connections.max(1) {
-            let channel = Endpoint::from_shared(endpoint_url(&args.node))?
-                .connect()
-                .await
-                .with_context(|| format!("cannot reach {}", args.node))?;
-            channels.push(channel);
-        }
-        let request = CheckRequest {
-            grantee_org_id: args.grantee.clone(),
-            dataset_id: args.dataset.clone(),
-            fields: split_list(&args.fields),
-            purpose_code: args.purpose.clone(),
-            consistency: None,
-            want_receipt: false,
-        };
-        let mut probe = ApiClient::from_channel(&args.node, channels[0].clone());
-        let first = probe
+    let concurrency = args.concurrency.max(1);
+    let connections = args.connections.clamp(1, concurrency);
+    let request = CheckRequest {
+        grantee_org_id: args.grantee.clone(),
+        dataset_id: args.dataset.clone(),
+        fields: split_list(&args.fields),
+        purpose_code: args.purpose.clone(),
+        consistency: None,
+        want_receipt: false,
+    };
+    let first = runtime()?.block_on(async {
+        let mut probe = ApiClient::connect(&args.node).await?;
+        probe
             .authorization
             .check(request.clone())
             .await
-            .map_err(status_error)?
-            .into_inner();
-        println!(
-            "question: {} {} [{}] {} → {}",
-            args.grantee,
-            args.dataset,
-            args.fields,
-            args.purpose,
-            if first.decision == Decision::Allow as i32 {
-                "ALLOW".to_string()
-            } else {
-                format!("DENY {}", first.reason_name)
-            }
-        );
+            .map_err(status_error)
+            .map(tonic::Response::into_inner)
+    })?;
+    println!(
+        "question: {} {} [{}] {} → {}",
+        args.grantee,
+        args.dataset,
+        args.fields,
+        args.purpose,
+        if first.decision == Decision::Allow as i32 {
+            "ALLOW".to_string()
+        } else {
+            format!("DENY {}", first.reason_name)
+        }
+    );
 
-        let measuring = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for i in 0..args.concurrency.max(1) {
-            let mut client =
-                ApiClient::from_channel(&args.node, channels[i % channels.len()].clone())
-                    .authorization;
-            let request = request.clone();
-            let batch = batch_request(&request, args.batch);
-            let (measuring, stop) = (measuring.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
-                let mut errors = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let ok = match &batch {
-                        None => client.check(request.clone()).await.is_ok(),
-                        Some(batch) => client.batch_check(batch.clone()).await.is_ok(),
-                    };
-                    if measuring.load(Ordering::Relaxed) {
-                        if ok {
-                            latencies.push(
-                                started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
-                            );
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                }
-                (latencies, errors)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        measuring.store(true, Ordering::Relaxed);
-        let started = Instant::now();
-        tokio::time::sleep(duration).await;
-        measuring.store(false, Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for task in tasks {
-            let (latencies, e) = task.await?;
-            all.extend(latencies);
-            errors += e;
-        }
-        all.sort_unstable();
-        let per_request = args.batch.max(1);
-        let rate = (all.len() * per_request) as f64 / elapsed.as_secs_f64();
-        println!(
-            "requests      {} ({} check(s) each)",
-            all.len(),
-            per_request
+    let clock = Arc::new(BenchClock::default());
+    let batch = batch_request(&request, args.batch);
+    let mut threads = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let in_flight = concurrency / connections + usize::from(i < concurrency % connections);
+        let (url, request, batch, clock) = (
+            endpoint_url(&args.node),
+            request.clone(),
+            batch.clone(),
+            clock.clone(),
         );
-        println!("checks        {}", all.len() * per_request);
-        println!("errors        {errors}");
-        println!("duration      {:.1} s", elapsed.as_secs_f64());
-        println!(
-            "concurrency   {} over {} connection(s), {} client thread(s)",
-            args.concurrency,
-            channels.len(),
-            args.threads.max(1)
+        let expected = first.decision;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("bench-connection-{i}"))
+                .spawn(move || run_connection(url, in_flight, request, batch, expected, clock))?,
         );
-        println!(
-            "cores         {}",
-            std::thread::available_parallelism().map_or(0, usize::from)
-        );
-        println!("checks/s      {rate:.0}");
-        println!("latency p50   {:.3} ms", percentile(&all, 50.0));
-        println!("latency p99   {:.3} ms", percentile(&all, 99.0));
-        println!("latency max   {:.3} ms", percentile(&all, 100.0));
-        Ok(())
-    })
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    clock.measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    std::thread::sleep(duration);
+    clock.measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    clock.stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for thread in threads {
+        let measured = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a bench client thread panicked"))??;
+        all.extend(measured.latencies);
+        errors += measured.errors;
+    }
+    all.sort_unstable();
+    let per_request = args.batch.max(1);
+    let rate = (all.len() * per_request) as f64 / elapsed.as_secs_f64();
+    println!(
+        "requests      {} ({} check(s) each)",
+        all.len(),
+        per_request
+    );
+    println!("checks        {}", all.len() * per_request);
+    println!("errors        {errors}");
+    println!("duration      {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "concurrency   {concurrency} over {connections} connection(s), one client thread each"
+    );
+    println!(
+        "cores         {}",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!("checks/s      {rate:.0}");
+    println!("latency p50   {:.3} ms", percentile(&all, 50.0));
+    println!("latency p99   {:.3} ms", percentile(&all, 99.0));
+    println!("latency max   {:.3} ms", percentile(&all, 100.0));
+    Ok(())
 }
