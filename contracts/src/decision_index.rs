@@ -46,13 +46,13 @@ use serde::de::DeserializeOwned;
 use self::terms::{next_number, NumberSet, Request, Terms};
 use crate::decision::{decide, evaluate_grant, evaluate_terms, Decision, DecisionReads, Evaluated};
 use crate::error::ContractError;
-use gongzhi_ledger::fast_hash::FastMap;
 use crate::governance::{org_ids, purpose_exists, OrgStatus};
 use crate::grants::lifecycle::GRANT_SEQUENCE;
 use crate::grants::{get_dataset, get_grant, Dataset, Grant};
 use crate::keys::{self, prefix};
 use crate::store;
 use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
+use gongzhi_ledger::fast_hash::FastMap;
 
 /// The decision's inputs for one state, decoded. See the module docs.
 #[derive(Debug, Clone, Default)]

@@ -13,9 +13,9 @@
 use gongzhi_ledger::Timestamp;
 
 use crate::decision::TermsView;
-use gongzhi_ledger::fast_hash::FastMap;
 use crate::grants::Grant;
 use crate::types::GrantId;
+use gongzhi_ledger::fast_hash::FastMap;
 
 /// A set of interned numbers: those below 64 as bits, the others sorted and distinct.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
