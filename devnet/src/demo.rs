@@ -32,7 +32,8 @@ pub struct DemoOrg {
 }
 
 /// The district for `validators` validators: two street offices, a property manager and the
-/// civil affairs bureau validate (extra validators are further street offices); the health
+/// civil affairs bureau validate (extra validators are further street offices; with fewer
+/// than four, the first `validators` of them do and the others are plain members); the health
 /// commission, a police sub-bureau, a community service point and the audit bureau are members.
 pub fn organisations(validators: usize) -> Vec<DemoOrg> {
     let v = |id, kind, name: &str, roles: Vec<&'static str>| DemoOrg {
@@ -86,7 +87,12 @@ pub fn organisations(validators: usize) -> Vec<DemoOrg> {
             vec!["validator", "member"],
         ));
     }
-    all.truncate(validators.max(1));
+    // Fewer than four validators: the story still needs all four core organisations, so the
+    // ones beyond `validators` stay as plain members.
+    for org in all.iter_mut().skip(validators.max(1)) {
+        org.validator = false;
+        org.roles.retain(|role| *role != "validator");
+    }
     let m = |id, kind, name: &str, roles: Vec<&'static str>| DemoOrg {
         id,
         kind,
