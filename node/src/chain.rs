@@ -10,9 +10,13 @@
 //! Invariants: nothing is committed without a certificate that verifies against the validator
 //! set in force at its height; a block whose re-executed state root, receipts root or
 //! validator-set hashes differ from its header is never committed.
+//!
+//! The latest block's hash and time (needed to build and check the next block, and for the
+//! node's status) are kept in a small cache keyed by height, filled on commit, so a height
+//! does not decode the whole previous block again each time it needs them.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{bail, Context, Result};
 use gongzhi_consensus::{SignedVote, ValidatorSet};
@@ -34,6 +38,17 @@ pub struct Executed {
     pub prepared: PreparedState,
 }
 
+/// Height, hash and time of the latest block (genesis: height 0, genesis hash and time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash,
+    /// Block time.
+    pub time: Timestamp,
+}
+
 /// Block store + contracts for one chain.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -41,6 +56,8 @@ pub struct Chain {
     chain_id: String,
     genesis_hash: Hash,
     genesis_time: Timestamp,
+    /// The latest [`Tip`] seen; valid only while its height is the store's latest.
+    tip: Arc<Mutex<Option<Tip>>>,
 }
 
 impl Chain {
@@ -62,6 +79,7 @@ impl Chain {
             chain_id: genesis.chain_id.clone(),
             genesis_hash: hash,
             genesis_time: genesis.time(),
+            tip: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -82,11 +100,38 @@ impl Chain {
 
     /// Time of the latest block (genesis time at height 0).
     pub fn latest_time(&self) -> Result<Timestamp> {
+        Ok(self.tip()?.time)
+    }
+
+    /// Height, hash and time of the latest block; decodes the block only when the cache is
+    /// behind the store (after a restart, or a commit made through another handle).
+    pub fn tip(&self) -> Result<Tip> {
         let height = self.height();
-        if height == 0 {
-            return Ok(self.genesis_time);
+        let cached = *self.tip.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tip) = cached.filter(|tip| tip.height == height) {
+            return Ok(tip);
         }
-        Ok(self.store.block(height)?.header.time)
+        let tip = match height {
+            0 => Tip {
+                height,
+                hash: self.genesis_hash,
+                time: self.genesis_time,
+            },
+            h => {
+                let header = self.store.block(h)?.header;
+                Tip {
+                    height,
+                    hash: header.hash(),
+                    time: header.time,
+                }
+            }
+        };
+        self.remember_tip(tip);
+        Ok(tip)
+    }
+
+    fn remember_tip(&self, tip: Tip) {
+        *self.tip.lock().unwrap_or_else(PoisonError::into_inner) = Some(tip);
     }
 
     /// The validator set that commits block `latest + 1`.
@@ -101,13 +146,6 @@ impl Chain {
         Ok(gongzhi_contracts::validator_set_for_next_block(&state)?)
     }
 
-    fn prev_hash(&self) -> Result<Hash> {
-        Ok(match self.height() {
-            0 => self.genesis_hash,
-            h => self.store.block(h)?.hash(),
-        })
-    }
-
     /// Execute `txs` on the latest state and assemble block `latest + 1`.
     pub fn build_block(
         &self,
@@ -116,14 +154,15 @@ impl Chain {
         proposer: PublicKey,
         last_commit: Option<CommitCertificate>,
     ) -> Result<Executed> {
-        let height = self.height() + 1;
-        let time = time.max(self.latest_time()?.plus_millis(1));
+        let tip = self.tip()?;
+        let height = tip.height + 1;
+        let time = time.max(tip.time.plus_millis(1));
         let (receipts, prepared, next_set) = self.execute(height, time, &txs)?;
         let header = Header {
             chain_id: self.chain_id.clone(),
             height,
             time,
-            prev_block_hash: self.prev_hash()?,
+            prev_block_hash: tip.hash,
             last_commit_hash: Block::compute_last_commit_hash(last_commit.as_ref()),
             tx_root: Block::compute_tx_root(&txs),
             receipts_root: Block::compute_receipts_root(&receipts),
@@ -181,7 +220,8 @@ impl Chain {
                 header.height
             );
         }
-        let prev = self.prev_hash()?;
+        let tip = self.tip()?;
+        let prev = tip.hash;
         if header.prev_block_hash != prev {
             return Err(mismatch(
                 height,
@@ -190,7 +230,7 @@ impl Chain {
                 prev,
             ));
         }
-        let latest_time = self.latest_time()?;
+        let latest_time = tip.time;
         if header.time <= latest_time {
             bail!(
                 "block time {} is not after the previous block's {latest_time}",
@@ -260,6 +300,12 @@ impl Chain {
                 executed.prepared,
             )
             .context("commit failed")?;
+        let header = &executed.block.header;
+        self.remember_tip(Tip {
+            height: header.height,
+            hash: header.hash(),
+            time: header.time,
+        });
         Ok(())
     }
 

@@ -91,6 +91,10 @@ impl Default for P2pSection {
     }
 }
 
+/// Room a proposal message needs beyond its block's tx bytes: header, last commit
+/// certificate, proposal signature and framing.
+pub const BLOCK_MESSAGE_HEADROOM: usize = 256 * 1024;
+
 /// `[consensus]`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -105,9 +109,11 @@ pub struct ConsensusSection {
     pub timeout_per_round_ms: u64,
     /// Make an empty block after this many milliseconds without txs (0 = only when txs wait).
     pub empty_block_interval_ms: u64,
-    /// Most txs in one block.
+    /// Most txs in one block. The default keeps a block's execution on every validator well
+    /// inside the propose timeout on a small (2-core) machine.
     pub max_block_txs: usize,
-    /// Most tx bytes in one block.
+    /// Most tx bytes in one block; with [`BLOCK_MESSAGE_HEADROOM`] it must fit in
+    /// `[p2p] max_message_bytes`, since a proposal carries its block in one gossip message.
     pub max_block_bytes: usize,
     /// Largest accepted difference between a proposed block time and this node's clock.
     pub max_clock_drift_ms: u64,
@@ -121,8 +127,8 @@ impl Default for ConsensusSection {
             timeout_precommit_ms: 1000,
             timeout_per_round_ms: 500,
             empty_block_interval_ms: 5000,
-            max_block_txs: 10_000,
-            max_block_bytes: 8 * 1024 * 1024,
+            max_block_txs: 2_000,
+            max_block_bytes: 3 * 1024 * 1024,
             max_clock_drift_ms: 10_000,
         }
     }
@@ -237,6 +243,16 @@ impl NodeConfig {
         if c.max_block_txs == 0 || c.max_block_bytes == 0 {
             bail!("[consensus] max_block_txs and max_block_bytes must be above 0");
         }
+        if c.max_block_bytes.saturating_add(BLOCK_MESSAGE_HEADROOM) > self.p2p.max_message_bytes {
+            bail!(
+                "[consensus] max_block_bytes = {} does not fit a proposal in [p2p] \
+                 max_message_bytes = {} (a proposal carries its block and needs {} bytes more); \
+                 lower max_block_bytes or raise max_message_bytes",
+                c.max_block_bytes,
+                self.p2p.max_message_bytes,
+                BLOCK_MESSAGE_HEADROOM
+            );
+        }
         let m = &self.mempool;
         if m.max_tx_bytes > gongzhi_ledger::tx::MAX_TX_BYTES {
             bail!(
@@ -281,5 +297,20 @@ mod tests {
         config.mempool.max_tx_bytes = 10 * 1024 * 1024;
         let err = config.validate().expect_err("over the protocol limit");
         assert!(err.to_string().contains("max_tx_bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_full_block_proposal_must_fit_a_gossip_message() {
+        let defaults = NodeConfig::default();
+        assert!(
+            defaults.consensus.max_block_bytes + BLOCK_MESSAGE_HEADROOM
+                <= defaults.p2p.max_message_bytes
+        );
+        let mut config = NodeConfig::default();
+        config.consensus.max_block_bytes = 8 * 1024 * 1024;
+        let err = config.validate().expect_err("block over the gossip limit");
+        assert!(err.to_string().contains("max_message_bytes"), "{err}");
+        config.p2p.max_message_bytes = 16 * 1024 * 1024;
+        config.validate().expect("raised limit fits");
     }
 }

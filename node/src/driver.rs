@@ -12,6 +12,10 @@
 //! header's state root is checked by every validator. With no pending txs the next height
 //! starts only after `empty_block_interval_ms` (or when a peer's message shows it started).
 //! A node that is behind (or an observer) catches up by block sync, verifying each certificate.
+//!
+//! Gossiped tx batches never touch this task's time: they go to a separate ingest task that
+//! batch-verifies their signatures on the blocking pool, without the mempool lock, and only
+//! then admits them under the lock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,9 +33,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::chain::{certificate_from_votes, Chain, Executed, SyncedBlock};
 use crate::config::ConsensusSection;
-use crate::mempool::{AccountView, Mempool};
+use crate::mempool::{AccountView, Mempool, TxVerifier};
 use crate::metrics::Metrics;
-use crate::network::{NetworkEvent, NetworkHandle};
+use crate::network::{MessageId, NetworkEvent, NetworkHandle, PeerId, Validation};
 use crate::signer::{ChainSigner, ChainVerifier};
 
 /// A consensus message on the wire. Proposals carry their block.
@@ -163,7 +167,22 @@ pub struct Driver {
     resends: u64,
     last_send: Instant,
     peers: BTreeSet<libp2p::PeerId>,
+    /// Gossiped tx batches for the ingest task.
+    tx_ingest: mpsc::Sender<GossipedTxs>,
+    /// The ingest task's end of `tx_ingest`, until `run` spawns it.
+    tx_ingest_rx: Option<mpsc::Receiver<GossipedTxs>>,
 }
+
+/// A gossiped tx batch waiting for verification.
+struct GossipedTxs {
+    via: PeerId,
+    id: MessageId,
+    txs: Vec<Vec<u8>>,
+}
+
+/// Gossiped tx batches waiting for the ingest task; past this they are dropped (the txs still
+/// reach a block through the node they were submitted to).
+const TX_INGEST_QUEUE: usize = 256;
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,6 +262,7 @@ impl Driver {
         let (status_tx, status_rx) = watch::channel(NodeStatus::default());
         let (commits, _) = broadcast::channel(1024);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (tx_ingest, tx_ingest_rx) = mpsc::channel(TX_INGEST_QUEUE);
         let driver = Driver {
             chain: parts.chain,
             core,
@@ -272,6 +292,8 @@ impl Driver {
             resends: 0,
             last_send: Instant::now(),
             peers: BTreeSet::new(),
+            tx_ingest,
+            tx_ingest_rx: Some(tx_ingest_rx),
         };
         driver.publish_status();
         Ok((
@@ -297,6 +319,21 @@ impl Driver {
             250
         }));
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(batches) = self.tx_ingest_rx.take() {
+            let verifier = self
+                .mempool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .verifier();
+            tokio::spawn(ingest_gossiped_txs(
+                batches,
+                Arc::new(verifier),
+                Arc::clone(&self.mempool),
+                Arc::clone(&self.accounts),
+                Arc::clone(&self.metrics),
+                self.network.clone(),
+            ));
+        }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -326,15 +363,10 @@ impl Driver {
     }
 
     fn publish_status(&self) {
-        let height = self.chain.height();
-        let (block_hash, block_time) = match height {
-            0 => (Hash::ZERO, self.chain.latest_time().unwrap_or_default()),
-            h => self
-                .chain
-                .store()
-                .block(h)
-                .map(|b| (b.hash(), b.header.time))
-                .unwrap_or_default(),
+        let (height, block_hash, block_time) = match self.chain.tip() {
+            Ok(tip) if tip.height > 0 => (tip.height, tip.hash, tip.time),
+            Ok(tip) => (0, Hash::ZERO, tip.time),
+            Err(_) => (self.chain.height(), Hash::default(), Timestamp::default()),
         };
         let round = self
             .core
@@ -353,21 +385,20 @@ impl Driver {
 
     fn on_network(&mut self, event: NetworkEvent) -> Result<()> {
         match event {
-            NetworkEvent::Tx { bytes, .. } => {
-                let mut pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Err(e) = pool.admit_bytes(&bytes, self.accounts.as_ref()) {
-                    tracing::debug!(error = %e, "gossiped tx not admitted");
-                }
-                self.metrics.set_mempool(pool.len(), pool.total_bytes());
-            }
-            NetworkEvent::Consensus { from, bytes, .. } => {
-                match ConsensusEnvelope::decode(&bytes) {
-                    Ok(envelope) => self.on_consensus_message(envelope.message)?,
-                    Err(e) => {
-                        tracing::warn!(peer = %from, error = %e, "dropped malformed consensus message")
-                    }
+            NetworkEvent::Txs { via, id, txs } => {
+                let count = txs.len();
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    self.tx_ingest.try_send(GossipedTxs { via, id, txs })
+                {
+                    tracing::warn!(peer = %via, txs = count, "tx ingest is behind; dropped a gossiped tx batch");
                 }
             }
+            NetworkEvent::Consensus { via, bytes, .. } => match ConsensusEnvelope::decode(&bytes) {
+                Ok(envelope) => self.on_consensus_message(envelope.message)?,
+                Err(e) => {
+                    tracing::warn!(peer = %via, error = %e, "dropped malformed consensus message")
+                }
+            },
             NetworkEvent::ListeningOn(address) => tracing::info!(%address, "listening for peers"),
             NetworkEvent::PeerConnected(peer) => {
                 self.peers.insert(peer);
@@ -804,5 +835,49 @@ impl Driver {
                 }
             }
         });
+    }
+}
+
+/// Verifies gossiped tx batches off the consensus task — signatures in one batch, on the
+/// blocking pool, without the mempool lock — then admits the valid txs under the lock. A
+/// batch carrying an invalid tx (malformed, oversize, another chain, bad signature) is
+/// reported `Reject` against the peer that relayed it; its valid txs are still admitted.
+/// Ends when the driver drops its sender.
+async fn ingest_gossiped_txs(
+    mut batches: mpsc::Receiver<GossipedTxs>,
+    verifier: Arc<TxVerifier>,
+    mempool: Arc<Mutex<Mempool>>,
+    accounts: Arc<dyn AccountView + Send + Sync>,
+    metrics: Arc<Metrics>,
+    network: NetworkHandle,
+) {
+    while let Some(GossipedTxs { via, id, txs }) = batches.recv().await {
+        let verifier = Arc::clone(&verifier);
+        let results = match tokio::task::spawn_blocking(move || verifier.verify_batch(&txs)).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!(error = %e, "tx batch verification failed");
+                continue;
+            }
+        };
+        let mut invalid = Vec::new();
+        {
+            let mut pool = mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            for result in results {
+                match result.and_then(|tx| pool.admit_verified(tx, accounts.as_ref())) {
+                    Ok(_) => {}
+                    Err(e) if e.is_invalid_tx() => invalid.push(e),
+                    Err(e) => tracing::debug!(error = %e, "gossiped tx not admitted"),
+                }
+            }
+            metrics.set_mempool(pool.len(), pool.total_bytes());
+        }
+        if let Some(first) = invalid.first() {
+            tracing::warn!(
+                peer = %via, invalid = invalid.len(), error = %first,
+                "gossiped tx batch carries invalid txs; rejecting it"
+            );
+            let _ = network.report_validation(id, via, Validation::Reject).await;
+        }
     }
 }

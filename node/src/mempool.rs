@@ -8,9 +8,17 @@
 //! - `reap` returns, for each signer, only a gap-free run of nonces starting right after the
 //!   committed one, so a block never carries a tx that must fail for its nonce.
 //! - After a block commits, `update` drops the committed txs and every tx made stale by it.
+//! - Committed nonces read from the [`AccountView`] are cached until the next `update` (the
+//!   committed state only changes by commits, and the driver calls `update` after each), so
+//!   admitting a signer's txs costs one state read per signer per block, not one per tx.
+//! - The expensive checks (decoding, chain id, signature) need no pool state: [`TxVerifier`]
+//!   runs them without the pool's lock (batch-verifying gossiped txs) and yields a
+//!   [`VerifiedTx`], which only [`TxVerifier`] can make; [`Mempool::admit_verified`] then runs
+//!   only the cheap checks under the lock.
 
 use std::collections::{BTreeMap, HashMap};
 
+use gongzhi_ledger::crypto::{verify_batch, SignedMessage};
 use gongzhi_ledger::{Canonical, Hash, PublicKey, Tx};
 
 use crate::config::MempoolSection;
@@ -91,6 +99,9 @@ pub enum MempoolError {
 }
 
 /// What the pool needs to know about signers from the latest committed state.
+///
+/// Its answers must change only between [`Mempool::update`] calls (the pool caches them until
+/// the next one): read the latest committed state, and call `update` after every commit.
 pub trait AccountView {
     /// The signer's last committed nonce (0 if none), or `None` when the key is not an
     /// operator key of an active organisation.
@@ -114,6 +125,8 @@ pub struct Mempool {
     hashes: HashMap<Hash, (PublicKey, u64)>,
     total_bytes: usize,
     next_arrival: u64,
+    /// Committed nonces (None: not a member's key) read since the last `update`.
+    nonces: HashMap<PublicKey, Option<u64>>,
 }
 
 impl Mempool {
@@ -126,6 +139,7 @@ impl Mempool {
             hashes: HashMap::new(),
             total_bytes: 0,
             next_arrival: 0,
+            nonces: HashMap::new(),
         }
     }
 
@@ -149,19 +163,21 @@ impl Mempool {
         self.hashes.contains_key(hash)
     }
 
+    /// The checks that need no pool state, to run without the pool's lock.
+    pub fn verifier(&self) -> TxVerifier {
+        TxVerifier {
+            chain_id: self.chain_id.clone(),
+            max_tx_bytes: self.limits.max_tx_bytes,
+        }
+    }
+
     /// Decode and admit raw tx bytes (from a client or a peer).
     pub fn admit_bytes(
         &mut self,
         bytes: &[u8],
         accounts: &dyn AccountView,
     ) -> Result<Hash, MempoolError> {
-        if bytes.len() > self.limits.max_tx_bytes {
-            return Err(MempoolError::TooLarge {
-                size: bytes.len(),
-                max: self.limits.max_tx_bytes,
-            });
-        }
-        let tx = Tx::decode(bytes).map_err(|e| MempoolError::Malformed(e.to_string()))?;
+        let tx = self.verifier().decode(bytes)?;
         self.admit(tx, bytes.len(), accounts)
     }
 
@@ -172,25 +188,60 @@ impl Mempool {
         size: usize,
         accounts: &dyn AccountView,
     ) -> Result<Hash, MempoolError> {
-        if size > self.limits.max_tx_bytes {
-            return Err(MempoolError::TooLarge {
-                size,
-                max: self.limits.max_tx_bytes,
-            });
-        }
-        if tx.body.chain_id != self.chain_id {
+        let verifier = self.verifier();
+        verifier.check_size(size)?;
+        verifier.check_chain(&tx)?;
+        let hash = tx.hash();
+        self.check_admissible(&tx, hash, size, accounts)?;
+        // Signature last: it is the expensive check.
+        tx.verify(&self.chain_id)
+            .map_err(|_| MempoolError::BadSignature(tx.body.signer))?;
+        self.insert(VerifiedTx { tx, hash, size });
+        Ok(hash)
+    }
+
+    /// Admit a tx whose stateless checks (size, chain, signature) already passed: only the
+    /// checks against the pool and the committed nonces run here.
+    pub fn admit_verified(
+        &mut self,
+        verified: VerifiedTx,
+        accounts: &dyn AccountView,
+    ) -> Result<Hash, MempoolError> {
+        if verified.tx.body.chain_id != self.chain_id {
+            // Verified for another chain (a verifier of another pool): not admissible here.
             return Err(MempoolError::WrongChain {
                 expected: self.chain_id.clone(),
-                found: tx.body.chain_id.clone(),
+                found: verified.tx.body.chain_id,
             });
         }
-        let hash = tx.hash();
+        self.check_admissible(&verified.tx, verified.hash, verified.size, accounts)?;
+        let hash = verified.hash;
+        self.insert(verified);
+        Ok(hash)
+    }
+
+    /// The signer's committed nonce, read once per signer between `update`s.
+    fn committed_nonce(&mut self, signer: &PublicKey, accounts: &dyn AccountView) -> Option<u64> {
+        *self
+            .nonces
+            .entry(*signer)
+            .or_insert_with(|| accounts.committed_nonce(signer))
+    }
+
+    /// Duplicate, membership, nonce and limit checks.
+    fn check_admissible(
+        &mut self,
+        tx: &Tx,
+        hash: Hash,
+        size: usize,
+        accounts: &dyn AccountView,
+    ) -> Result<(), MempoolError> {
         if self.hashes.contains_key(&hash) {
             return Err(MempoolError::Duplicate(hash));
         }
         let signer = tx.body.signer;
-        let committed = accounts
-            .committed_nonce(&signer)
+        let committed = self
+            .committed_nonce(&signer, accounts)
             .ok_or(MempoolError::UnknownSigner(signer))?;
         let nonce = tx.body.nonce;
         if nonce <= committed {
@@ -200,15 +251,11 @@ impl Mempool {
                 next: committed + 1,
             });
         }
-        let queue_len = self.by_signer.get(&signer).map_or(0, BTreeMap::len);
-        if self
-            .by_signer
-            .get(&signer)
-            .is_some_and(|q| q.contains_key(&nonce))
-        {
+        let queue = self.by_signer.get(&signer);
+        if queue.is_some_and(|q| q.contains_key(&nonce)) {
             return Err(MempoolError::NoncePending { signer, nonce });
         }
-        if queue_len >= self.limits.max_txs_per_signer {
+        if queue.map_or(0, BTreeMap::len) >= self.limits.max_txs_per_signer {
             return Err(MempoolError::SignerQueueFull {
                 signer,
                 max: self.limits.max_txs_per_signer,
@@ -224,9 +271,12 @@ impl Mempool {
                 max: self.limits.max_bytes,
             });
         }
-        // Signature last: it is the expensive check.
-        tx.verify(&self.chain_id)
-            .map_err(|_| MempoolError::BadSignature(signer))?;
+        Ok(())
+    }
+
+    fn insert(&mut self, verified: VerifiedTx) {
+        let VerifiedTx { tx, hash, size } = verified;
+        let (signer, nonce) = (tx.body.signer, tx.body.nonce);
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         self.by_signer.entry(signer).or_default().insert(
@@ -240,7 +290,6 @@ impl Mempool {
         );
         self.hashes.insert(hash, (signer, nonce));
         self.total_bytes += size;
-        Ok(hash)
     }
 
     /// Txs for a block: per signer a gap-free nonce run after the committed nonce, signers
@@ -248,7 +297,11 @@ impl Mempool {
     pub fn reap(&self, max_txs: usize, max_bytes: usize, accounts: &dyn AccountView) -> Vec<Tx> {
         let mut runs: Vec<(u64, Vec<&Pending>)> = Vec::new();
         for (signer, queue) in &self.by_signer {
-            let Some(mut expected) = accounts.committed_nonce(signer).map(|n| n + 1) else {
+            let committed = match self.nonces.get(signer) {
+                Some(cached) => *cached,
+                None => accounts.committed_nonce(signer),
+            };
+            let Some(mut expected) = committed.map(|n| n + 1) else {
                 continue;
             };
             let mut run = Vec::new();
@@ -295,6 +348,7 @@ impl Mempool {
 
     /// After a commit: drop the committed txs and everything with a nonce that is now used.
     pub fn update(&mut self, committed: &[Tx], accounts: &dyn AccountView) {
+        self.nonces.clear();
         let mut touched: Vec<PublicKey> = committed.iter().map(|tx| tx.body.signer).collect();
         touched.sort();
         touched.dedup();
@@ -317,6 +371,126 @@ impl Mempool {
                 self.by_signer.remove(&signer);
             }
         }
+    }
+}
+
+/// A tx that passed the checks needing no pool state: size, encoding, chain id, signature.
+#[derive(Debug, Clone)]
+pub struct VerifiedTx {
+    tx: Tx,
+    hash: Hash,
+    size: usize,
+}
+
+impl VerifiedTx {
+    /// The tx.
+    pub fn tx(&self) -> &Tx {
+        &self.tx
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+}
+
+/// Runs the stateless checks of admission, without the pool (see [`Mempool::verifier`]).
+#[derive(Debug, Clone)]
+pub struct TxVerifier {
+    chain_id: String,
+    max_tx_bytes: usize,
+}
+
+impl TxVerifier {
+    fn check_size(&self, size: usize) -> Result<(), MempoolError> {
+        if size > self.max_tx_bytes {
+            return Err(MempoolError::TooLarge {
+                size,
+                max: self.max_tx_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_chain(&self, tx: &Tx) -> Result<(), MempoolError> {
+        if tx.body.chain_id != self.chain_id {
+            return Err(MempoolError::WrongChain {
+                expected: self.chain_id.clone(),
+                found: tx.body.chain_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Size and encoding.
+    fn decode(&self, bytes: &[u8]) -> Result<Tx, MempoolError> {
+        self.check_size(bytes.len())?;
+        Tx::decode(bytes).map_err(|e| MempoolError::Malformed(e.to_string()))
+    }
+
+    /// Size, encoding and chain id, then the signature alone.
+    pub fn verify(&self, bytes: &[u8]) -> Result<VerifiedTx, MempoolError> {
+        let tx = self.decode(bytes)?;
+        self.check_chain(&tx)?;
+        tx.verify(&self.chain_id)
+            .map_err(|_| MempoolError::BadSignature(tx.body.signer))?;
+        Ok(VerifiedTx {
+            hash: tx.hash(),
+            size: bytes.len(),
+            tx,
+        })
+    }
+
+    /// Checks many txs (e.g. a gossiped batch): one result per input, in order. Signatures of
+    /// the txs that decode are verified in one batch, with the same check a block's txs get;
+    /// only when that fails is each verified alone to find the bad ones.
+    pub fn verify_batch(&self, txs: &[Vec<u8>]) -> Vec<Result<VerifiedTx, MempoolError>> {
+        let mut results: Vec<Result<VerifiedTx, MempoolError>> = txs
+            .iter()
+            .map(|bytes| {
+                let tx = self.decode(bytes)?;
+                self.check_chain(&tx)?;
+                Ok(VerifiedTx {
+                    hash: tx.hash(),
+                    size: bytes.len(),
+                    tx,
+                })
+            })
+            .collect();
+        // Chain ids are checked above, so each signed message is framed with ours.
+        let signed: Vec<SignedMessage> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|v| v.tx.signed_message()))
+            .collect();
+        if verify_batch(&signed).is_ok() {
+            return results;
+        }
+        let mut signed = signed.iter();
+        for result in &mut results {
+            let signer = match result {
+                Ok(verified) => verified.tx.body.signer,
+                Err(_) => continue,
+            };
+            let Some(item) = signed.next() else { break };
+            if verify_batch(std::slice::from_ref(item)).is_err() {
+                *result = Err(MempoolError::BadSignature(signer));
+            }
+        }
+        results
+    }
+}
+
+impl MempoolError {
+    /// Whether the tx is invalid in itself (malformed, oversize, another chain, bad
+    /// signature), whatever the pool and chain state: a peer that relays it misbehaves.
+    pub fn is_invalid_tx(&self) -> bool {
+        matches!(
+            self,
+            MempoolError::Malformed(_)
+                | MempoolError::TooLarge { .. }
+                | MempoolError::WrongChain { .. }
+                | MempoolError::BadSignature(_)
+        )
     }
 }
 
@@ -343,7 +517,7 @@ mod tests {
         )
     }
 
-    fn admit(pool: &mut Mempool, tx: Tx, accounts: &Accounts) -> Result<Hash, MempoolError> {
+    fn admit(pool: &mut Mempool, tx: Tx, accounts: &dyn AccountView) -> Result<Hash, MempoolError> {
         let bytes = tx.encode();
         pool.admit_bytes(&bytes, accounts)
     }
@@ -388,6 +562,7 @@ mod tests {
             Err(MempoolError::Malformed(_))
         ));
         let used = Accounts(BTreeMap::from([(key.public(), 5)]));
+        pool.update(&[], &used); // the committed state changed: a commit happened
         let replay = Tx::sign(&key, "test-chain", 5, vec![1]);
         assert!(matches!(
             admit(&mut pool, replay, &used),
@@ -447,6 +622,109 @@ mod tests {
         assert!(matches!(
             admit(&mut pool, third, &accounts),
             Err(MempoolError::SignerQueueFull { .. })
+        ));
+    }
+
+    #[test]
+    fn batch_verification_types_each_failure_and_admits_the_rest() {
+        let (mut pool, key, accounts) = setup();
+        let verifier = pool.verifier();
+        let mut forged = Tx::sign(&key, "test-chain", 3, vec![1]);
+        forged.body.call = vec![2];
+        let batch = vec![
+            Tx::sign(&key, "test-chain", 1, vec![1]).encode(),
+            vec![0xff, 0x00, 0x13],
+            forged.encode(),
+            Tx::sign(&key, "other", 4, vec![1]).encode(),
+            vec![0; 70_000],
+            Tx::sign(&key, "test-chain", 2, vec![1]).encode(),
+        ];
+        let results = verifier.verify_batch(&batch);
+        assert_eq!(results.len(), batch.len());
+        assert!(matches!(results[1], Err(MempoolError::Malformed(_))));
+        assert!(matches!(results[2], Err(MempoolError::BadSignature(_))));
+        assert!(matches!(results[3], Err(MempoolError::WrongChain { .. })));
+        assert!(matches!(results[4], Err(MempoolError::TooLarge { .. })));
+        let invalid = results
+            .iter()
+            .filter(|r| r.as_ref().is_err_and(MempoolError::is_invalid_tx))
+            .count();
+        assert_eq!(invalid, 4);
+        for result in results.into_iter().flatten() {
+            pool.admit_verified(result, &accounts)
+                .expect("valid tx admitted");
+        }
+        let reaped: Vec<u64> = pool
+            .reap(100, usize::MAX, &accounts)
+            .iter()
+            .map(|t| t.body.nonce)
+            .collect();
+        assert_eq!(reaped, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_valid_batch_verifies_at_once_and_admission_still_checks_state() {
+        let (mut pool, key, accounts) = setup();
+        let txs: Vec<Vec<u8>> = (1..=20)
+            .map(|nonce| Tx::sign(&key, "test-chain", nonce, vec![7]).encode())
+            .collect();
+        let verified: Vec<VerifiedTx> = pool
+            .verifier()
+            .verify_batch(&txs)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("all valid");
+        let again = verified[0].clone();
+        for tx in verified {
+            pool.admit_verified(tx, &accounts).expect("admitted");
+        }
+        assert_eq!(pool.len(), 20);
+        assert!(matches!(
+            pool.admit_verified(again, &accounts),
+            Err(MempoolError::Duplicate(_))
+        ));
+        let other_pool = Mempool::new("other-chain", MempoolSection::default());
+        let foreign = other_pool
+            .verifier()
+            .verify(&Tx::sign(&key, "other-chain", 21, vec![]).encode())
+            .expect("valid on its chain");
+        assert!(matches!(
+            pool.admit_verified(foreign, &accounts),
+            Err(MempoolError::WrongChain { .. })
+        ));
+    }
+
+    #[test]
+    fn committed_nonces_are_read_once_per_signer_between_updates() {
+        use std::cell::Cell;
+        struct Counting(u64, Cell<usize>);
+        impl AccountView for Counting {
+            fn committed_nonce(&self, _: &PublicKey) -> Option<u64> {
+                self.1.set(self.1.get() + 1);
+                Some(self.0)
+            }
+        }
+        let key = Keypair::from_secret([3; 32]);
+        let mut pool = Mempool::new("test-chain", MempoolSection::default());
+        let accounts = Counting(0, Cell::new(0));
+        for nonce in 1..=5 {
+            admit(
+                &mut pool,
+                Tx::sign(&key, "test-chain", nonce, vec![]),
+                &accounts,
+            )
+            .expect("admit");
+        }
+        assert_eq!(accounts.1.get(), 1);
+        let block = pool.reap(2, usize::MAX, &accounts);
+        assert_eq!(accounts.1.get(), 1, "reap reads through the cache");
+        let after = Counting(2, Cell::new(0));
+        pool.update(&block, &after);
+        assert_eq!(pool.len(), 3);
+        let stale = Tx::sign(&key, "test-chain", 2, vec![9]);
+        assert!(matches!(
+            admit(&mut pool, stale, &after),
+            Err(MempoolError::NonceUsed { next: 3, .. })
         ));
     }
 }

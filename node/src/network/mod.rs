@@ -9,8 +9,9 @@
 //!   [`peer_id_from_node_key`]);
 //! - membership gating: only peers in the allowed set hold connections; [`NetworkHandle::
 //!   set_allowed_peers`] closes the connections of peers removed from it;
-//! - gossip on `gongzhi/<chain_id>/txs/1` and `gongzhi/<chain_id>/consensus/1` (signed, strict
-//!   validation, content-addressed ids so duplicates are delivered once);
+//! - gossip on `gongzhi/<chain_id>/txs/1` and `gongzhi/<chain_id>/consensus/1` (anonymous and
+//!   unsigned — payloads carry their own signatures — with content-addressed ids so duplicates
+//!   are delivered once);
 //! - block sync by request-response (`/gongzhi/<chain_id>/sync/1`), served from the host's
 //!   [`BlockSource`];
 //! - reconnection of configured peers with capped exponential backoff.
@@ -30,6 +31,7 @@ mod gating;
 mod sync;
 mod task;
 mod transport;
+mod tx_batch;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -46,6 +48,10 @@ pub use gating::{keypair_from_node_key, peer_id_from_node_key};
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
 pub use sync::{BlockSource, NoBlocks};
+pub use tx_batch::{
+    decode_tx_batch, encode_tx_batch, TxBatchError, TxBatchLimits, MAX_BATCH_TXS,
+    MAX_BATCH_TX_BYTES, TX_BATCH_VERSION,
+};
 
 use task::Command;
 
@@ -98,6 +104,9 @@ pub struct NetworkConfig {
     pub max_backoff: Duration,
     /// A connection with no protocol activity is closed after this. Default 1 hour.
     pub idle_connection_timeout: Duration,
+    /// When the pending tx batch is published. Default: 1,024 txs, 1 MiB (at most
+    /// `max_transmit_size`) or 10 ms after its first tx, whichever comes first.
+    pub tx_batch: TxBatchLimits,
     /// When true, gossip is forwarded only after the host calls
     /// [`NetworkHandle::report_validation`] with `Accept`. Default false (forward at once).
     pub manual_validation: bool,
@@ -125,6 +134,11 @@ impl NetworkConfig {
             max_backoff: Duration::from_secs(10),
             idle_connection_timeout: Duration::from_secs(3600),
             manual_validation: false,
+            tx_batch: TxBatchLimits {
+                max_txs: 1024,
+                max_bytes: 1024 * 1024,
+                interval: Duration::from_millis(10),
+            },
         }
     }
 
@@ -151,6 +165,20 @@ impl NetworkConfig {
             return invalid(format!(
                 "max_sync_response_bytes is {}; it must be between 1 KiB and 4 GiB",
                 self.max_sync_response_bytes
+            ));
+        }
+        let batch = &self.tx_batch;
+        if batch.max_txs == 0 || batch.max_txs > MAX_BATCH_TXS {
+            return invalid(format!(
+                "tx_batch.max_txs is {}; it must be between 1 and {MAX_BATCH_TXS}",
+                batch.max_txs
+            ));
+        }
+        if batch.max_bytes < 1024 {
+            return invalid(format!(
+                "tx_batch.max_bytes is {}; it must be at least 1024 (it is capped at \
+                 max_transmit_size)",
+                batch.max_bytes
             ));
         }
         let queues = [
@@ -187,6 +215,7 @@ impl fmt::Debug for NetworkConfig {
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)
             .field("manual_validation", &self.manual_validation)
+            .field("tx_batch", &self.tx_batch)
             .finish_non_exhaustive()
     }
 }
@@ -202,21 +231,19 @@ pub enum NetworkEvent {
     PeerConnected(PeerId),
     /// The last connection to a peer reported by `PeerConnected` closed.
     PeerDisconnected(PeerId),
-    /// A transaction gossiped on the txs topic.
-    Tx {
-        /// Author who signed the gossip message.
-        from: PeerId,
+    /// A batch of transactions gossiped on the txs topic (framing checked, see
+    /// [`decode_tx_batch`]; the txs themselves are not yet decoded nor verified).
+    Txs {
         /// Peer that forwarded it to us (pass it to [`NetworkHandle::report_validation`]).
         via: PeerId,
-        /// Content-addressed message id.
+        /// Content-addressed message id of the batch.
         id: MessageId,
-        /// The payload, not yet validated.
-        bytes: Vec<u8>,
+        /// Canonical encodings of the txs, in batch order.
+        txs: Vec<Vec<u8>>,
     },
-    /// A consensus message gossiped on the consensus topic.
+    /// A consensus message gossiped on the consensus topic. Gossip is anonymous: the author
+    /// is whoever signed the payload, not something the network vouches for.
     Consensus {
-        /// Author who signed the gossip message.
-        from: PeerId,
         /// Peer that forwarded it to us.
         via: PeerId,
         /// Content-addressed message id.
@@ -277,7 +304,10 @@ impl NetworkHandle {
         self.local_peer_id
     }
 
-    /// Gossips a transaction. Publishing bytes already seen (same content) is a no-op.
+    /// Queues a transaction (its canonical encoding) for gossip in the next tx batch, which
+    /// goes out when full or `tx_batch.interval` after its first tx. Fails only when the tx is
+    /// larger than [`MAX_BATCH_TX_BYTES`] or the network has stopped; a batch that cannot be
+    /// published later (no peers yet) is logged and dropped.
     pub async fn publish_tx(&self, bytes: Vec<u8>) -> Result<(), NetworkError> {
         self.publish(GossipTopic::Txs, bytes).await
     }
@@ -287,7 +317,8 @@ impl NetworkHandle {
         self.publish(GossipTopic::Consensus, bytes).await
     }
 
-    /// Gossips `bytes` on `topic`.
+    /// Gossips `bytes` on `topic` (on [`GossipTopic::Txs`], `bytes` is one tx, batched as by
+    /// [`Self::publish_tx`]).
     pub async fn publish(&self, topic: GossipTopic, bytes: Vec<u8>) -> Result<(), NetworkError> {
         self.call(|reply| Command::Publish {
             topic,

@@ -33,6 +33,7 @@ use super::events::EventSink;
 use super::gating::AllowedSetChange;
 use super::sync::{serve, BlockSource, ServeLimits};
 use super::transport::build_swarm;
+use super::tx_batch::{decode_tx_batch, TxBatchLimits, TxBatcher, MAX_BATCH_TX_BYTES};
 use super::{NetworkConfig, NetworkError, NetworkEvent, Validation};
 
 /// A request from a [`super::NetworkHandle`].
@@ -107,6 +108,8 @@ pub(crate) struct SwarmTask {
     request_timeout: Duration,
     max_transmit_size: usize,
     manual_validation: bool,
+    /// Txs waiting to be gossiped as one batch.
+    tx_batcher: TxBatcher,
     block_source: Arc<dyn BlockSource>,
     serve_limits: ServeLimits,
     answers_tx: mpsc::Sender<Answer>,
@@ -167,6 +170,10 @@ impl SwarmTask {
             request_timeout: config.request_timeout,
             max_transmit_size: config.max_transmit_size,
             manual_validation: config.manual_validation,
+            tx_batcher: TxBatcher::new(TxBatchLimits {
+                max_bytes: config.tx_batch.max_bytes.min(config.max_transmit_size),
+                ..config.tx_batch
+            }),
             block_source: Arc::clone(&config.block_source),
             serve_limits: ServeLimits {
                 max_blocks_per_response: config.max_blocks_per_response,
@@ -189,6 +196,8 @@ impl SwarmTask {
                 .redialer
                 .next_deadline()
                 .unwrap_or_else(|| Instant::now() + far_future);
+            let batch_due = self.tx_batcher.deadline();
+            let batch_deadline = batch_due.unwrap_or_else(|| Instant::now() + far_future);
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
@@ -210,6 +219,12 @@ impl SwarmTask {
                 }
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(next_dial)) => {
                     self.dial_due();
+                }
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(batch_deadline)),
+                    if batch_due.is_some() => {
+                    if let Some(batch) = self.tx_batcher.take() {
+                        self.publish_tx_batch(batch);
+                    }
                 }
             }
         };
@@ -312,6 +327,36 @@ impl SwarmTask {
     }
 
     fn publish(&mut self, topic: GossipTopic, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        if topic == GossipTopic::Txs {
+            return self.queue_tx(bytes);
+        }
+        self.publish_now(topic, bytes)
+    }
+
+    /// Adds one tx to the pending batch and publishes the batches it completes.
+    fn queue_tx(&mut self, tx: Vec<u8>) -> Result<(), NetworkError> {
+        if tx.len() > MAX_BATCH_TX_BYTES {
+            return Err(NetworkError::MessageTooLarge {
+                topic: GossipTopic::Txs.name(&self.chain_id),
+                size: tx.len(),
+                max: MAX_BATCH_TX_BYTES,
+            });
+        }
+        for batch in self.tx_batcher.push(tx, Instant::now()) {
+            self.publish_tx_batch(batch);
+        }
+        Ok(())
+    }
+
+    /// Publishes an encoded tx batch; a failure is logged (the txs stay in our mempool, so
+    /// they still reach a block when we propose).
+    fn publish_tx_batch(&mut self, batch: Vec<u8>) {
+        if let Err(error) = self.publish_now(GossipTopic::Txs, batch) {
+            tracing::debug!(%error, "tx batch not gossiped");
+        }
+    }
+
+    fn publish_now(&mut self, topic: GossipTopic, bytes: Vec<u8>) -> Result<(), NetworkError> {
         let name = topic.name(&self.chain_id);
         let size = bytes.len();
         if size > self.max_transmit_size {
@@ -481,27 +526,23 @@ impl SwarmTask {
                     tracing::debug!(peer = %propagation_source, topic = %message.topic, "gossip on an unknown topic dropped");
                     return;
                 };
-                // Strict validation guarantees a signed source; fall back defensively.
-                let from = message.source.unwrap_or(propagation_source);
                 tracing::debug!(
-                    peer = %propagation_source, %from, topic = ?topic,
+                    peer = %propagation_source, topic = ?topic,
                     bytes = message.data.len(), "gossip received"
                 );
                 let (via, id, bytes) = (propagation_source, message_id, message.data);
-                self.events.emit(match topic {
-                    GossipTopic::Txs => NetworkEvent::Tx {
-                        from,
-                        via,
-                        id,
-                        bytes,
+                match topic {
+                    GossipTopic::Consensus => {
+                        self.events.emit(NetworkEvent::Consensus { via, id, bytes });
+                    }
+                    GossipTopic::Txs => match decode_tx_batch(&bytes) {
+                        Ok(txs) => self.events.emit(NetworkEvent::Txs { via, id, txs }),
+                        Err(error) => {
+                            tracing::warn!(peer = %via, %error, "dropped a malformed tx batch");
+                            self.reject_gossip(&id, &via);
+                        }
                     },
-                    GossipTopic::Consensus => NetworkEvent::Consensus {
-                        from,
-                        via,
-                        id,
-                        bytes,
-                    },
-                });
+                }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 tracing::debug!(peer = %peer_id, %topic, "peer subscribed");
@@ -518,6 +559,17 @@ impl SwarmTask {
             } => {
                 tracing::warn!(peer = %peer_id, ?failed_messages, "slow peer: gossip queue full");
             }
+        }
+    }
+
+    /// Rejects a message we will not deliver (under manual validation it is then neither
+    /// forwarded nor kept; without, it was already forwarded and this is a no-op).
+    fn reject_gossip(&mut self, id: &MessageId, via: &PeerId) {
+        if self.manual_validation {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(id, via, MessageAcceptance::Reject);
         }
     }
 
