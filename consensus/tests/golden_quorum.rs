@@ -6,9 +6,14 @@ use gongzhi_consensus::quorum::*;
 use gongzhi_consensus::{Validator, ValidatorId, ValidatorSet};
 
 fn table() -> Vec<Vec<String>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/quorum.txt");
-    std::fs::read_to_string(path)
-        .unwrap()
+    // The directory of the checkout being tested: `cargo test` sets it at run time. (The
+    // compile-time value names wherever the binary was built, and a shared target directory
+    // can hand this checkout a test binary built from another one.)
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{dir}/testdata/quorum.txt");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split_whitespace().map(str::to_owned).collect())

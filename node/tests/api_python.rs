@@ -13,10 +13,11 @@ use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_signs_submits_and_checks() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    // The checkout under test (set by `cargo test` at run time; the compile-time value names
+    // wherever this binary was built, which a shared target directory can make another one).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let repo = Path::new(&manifest_dir).parent().unwrap().to_path_buf();
     let probe = Command::new("python3")
         .args(["-c", "import grpc, grpc_tools, cryptography"])
         .status()

@@ -90,6 +90,17 @@ impl Ledger for LedgerService {
             ));
         }
         let mut commits = self.context.driver.commits.subscribe();
+        // Decode and check the signature before taking the mempool lock: only the checks
+        // that need the pool's state run under it.
+        let verifier = self
+            .context
+            .mempool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verifier();
+        let verified = verifier
+            .verify(&request.tx)
+            .map_err(|e| mempool_status(&e))?;
         let hash = {
             let mut pool = self
                 .context
@@ -97,7 +108,7 @@ impl Ledger for LedgerService {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let hash = pool
-                .admit_bytes(&request.tx, self.context.accounts.as_ref())
+                .admit_verified(verified, self.context.accounts.as_ref())
                 .map_err(|e| mempool_status(&e))?;
             self.context
                 .metrics
