@@ -174,3 +174,22 @@ pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }
+
+/// The `gongzhi` binary cargo built next to the running test executable
+/// (`target/<profile>/gongzhi` for `target/<profile>/deps/<test>`): how end-to-end tests find
+/// the real node to start.
+pub fn gongzhi_next_to_test() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("unexpected test binary location")?;
+    let binary = dir.join("gongzhi");
+    if !binary.exists() {
+        bail!(
+            "{} not found: build the workspace first (`make build`)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}

@@ -3,31 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use gongzhi_devnet::process::gongzhi_next_to_test;
 
 /// How long the whole bench may take (devnet start, setup, 1 s warm-up, 5 s load, drain).
 const DEADLINE: Duration = Duration::from_secs(150);
-
-/// The `gongzhi` binary cargo built next to this test.
-fn gongzhi_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .context("unexpected test binary location")?;
-    let binary = dir.join("gongzhi");
-    if !binary.exists() {
-        bail!(
-            "{} not found: build the workspace first (`make build`)",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
 
 /// The value column of the table row named `metric`.
 fn row<'a>(table: &'a str, metric: &str) -> Option<&'a str> {
@@ -66,7 +50,7 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
     let net = dir.path().join("net");
     let out_path = dir.path().join("bench.out");
     let out = std::fs::File::create(&out_path)?;
-    let mut child = Command::new(gongzhi_binary()?)
+    let mut child = Command::new(gongzhi_next_to_test()?)
         .args(["devnet", "bench", "--validators", "4", "--duration", "5s"])
         .args(["--warmup", "1s", "--rate", "200", "--drain", "20s", "--dir"])
         .arg(&net)

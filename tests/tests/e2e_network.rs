@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -15,28 +14,11 @@ use gongzhi_contracts::governance::proposals::ProposalAction;
 use gongzhi_contracts::{Call, CallOutput};
 use gongzhi_devnet::client::NodeClientBlocking;
 use gongzhi_devnet::demo;
-use gongzhi_devnet::process::wait_until;
+use gongzhi_devnet::process::{gongzhi_next_to_test, wait_until};
 use gongzhi_devnet::{Devnet, DevnetOptions};
 use gongzhi_ledger::{Canonical, Hash, Keypair, Outcome, Tx};
 
 const DEADLINE: Duration = Duration::from_secs(120);
-
-/// The `gongzhi` binary cargo built next to this test.
-fn gongzhi_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .context("unexpected test binary location")?;
-    let binary = dir.join("gongzhi");
-    if !binary.exists() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p gongzhi-node`",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
 
 fn devnet(validators: usize, observers: usize) -> Result<(tempfile::TempDir, Devnet)> {
     let dir = tempfile::tempdir()?;
@@ -45,7 +27,7 @@ fn devnet(validators: usize, observers: usize) -> Result<(tempfile::TempDir, Dev
         validators,
         chain_id: "e2e".into(),
         seed: "e2e".into(),
-        binary: gongzhi_binary()?,
+        binary: gongzhi_next_to_test()?,
         empty_block_interval_ms: 300,
         timeout_propose_ms: 1200,
         observers,
