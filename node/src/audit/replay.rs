@@ -322,9 +322,11 @@ impl Executor {
             path: scratch.clone(),
             source: Box::new(source),
         };
-        // A scratch store: losing it to a crash only means replaying again, so no fsyncs.
+        // A scratch store: losing it to a crash only means replaying again, so no fsyncs; and
+        // the replay needs only the latest tree, so it stays in memory (no node reads or writes).
         let options = StoreOptions {
             sync: false,
+            tree_in_memory: true,
             ..StoreOptions::default()
         };
         let store = Store::open_with(dir.join("state"), options).map_err(fail)?;
