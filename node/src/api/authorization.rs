@@ -39,9 +39,9 @@ use gongzhi_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::{deadline_of, resolve_height, ResolvedState};
+use super::consistency::{deadline_of, internal, resolve_height, ResolvedState};
 use super::receipt::{build_receipt, CheckQuestion, HandoverIndex};
-use super::registry::{id_field, internal, require_synced, PageCursor};
+use super::registry::{id_field, require_synced, PageCursor};
 mod watch;
 use crate::run::NodeContext;
 use watch::GrantStream;
@@ -654,11 +654,7 @@ impl Authorization for AuthorizationService {
         // Reading every grant of a filter is store work: off the API thread, which also
         // serves other connections' checks.
         let grants: Vec<Grant> = tokio::task::spawn_blocking(move || {
-            let state = context
-                .chain
-                .store()
-                .state_at(cursor.state.height)
-                .map_err(internal)?;
+            let state = cursor.state.open(&context)?;
             Ok::<_, Status>(
                 whole_list(&state, &filter)?
                     .iter()
@@ -718,11 +714,7 @@ impl Authorization for AuthorizationService {
             .max(state.block_time);
         let context = self.context.clone();
         tokio::task::spawn_blocking(move || {
-            let view = context
-                .chain
-                .store()
-                .state_at(state.height)
-                .map_err(internal)?;
+            let view = state.open(&context)?;
             let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time)
                 .map_err(internal)?;
             let ids: Vec<GrantId> = match view

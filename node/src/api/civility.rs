@@ -14,9 +14,9 @@ use gongzhi_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::resolve_height;
+use super::consistency::{internal, resolve_height};
 use super::convert::hash_field;
-use super::registry::{internal, require_synced, wait_budget, PageCursor};
+use super::registry::{require_synced, wait_budget, PageCursor};
 use crate::run::NodeContext;
 
 /// The Civility service.
@@ -79,12 +79,7 @@ impl Civility for CivilityService {
         let id = resident(&request.resident_id)?;
         let resolved =
             resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(resolved.height)
-            .map_err(internal)?;
+        let state = resolved.open(&self.context)?;
         let balance = query::balance(&state, &id).map_err(internal)?;
         Ok(Response::new(GetBalanceResponse {
             resident_id: request.resident_id,
@@ -107,12 +102,7 @@ impl Civility for CivilityService {
             &request.page_token,
         )
         .await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(cursor.state.height)
-            .map_err(internal)?;
+        let state = cursor.state.open(&self.context)?;
         // The list is oldest first; newest first means counting from its end.
         let total = query::history(&state, &id, Page { start: 0, limit: 0 })
             .map_err(internal)?

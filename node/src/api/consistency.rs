@@ -18,6 +18,7 @@ use gongzhi_proto::v1::{consistency::Requirement, Consistency, StateRef};
 use tonic::Status;
 
 use crate::run::NodeContext;
+use gongzhi_ledger::store::HistoricState;
 
 /// The state a read was evaluated at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,15 @@ impl ResolvedState {
             state_root: self.state_root.0.to_vec(),
         }
     }
+
+    /// The committed state this read resolved to, to evaluate it on.
+    pub fn open<'a>(&self, context: &'a NodeContext) -> Result<HistoricState<'a>, Status> {
+        context
+            .chain
+            .store()
+            .state_at(self.height)
+            .map_err(internal)
+    }
 }
 
 fn describe(context: &NodeContext, height: u64) -> Result<ResolvedState, Status> {
@@ -64,7 +74,8 @@ fn describe(context: &NodeContext, height: u64) -> Result<ResolvedState, Status>
     })
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
+/// A storage or contract failure while reading committed state: a server fault.
+pub(super) fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 

@@ -25,7 +25,7 @@ use gongzhi_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::{deadline_of, resolve_height, ResolvedState};
+use super::consistency::{deadline_of, internal, resolve_height, ResolvedState};
 use crate::run::NodeContext;
 
 /// The part of a call's deadline a handler may spend waiting ([`deadline_of`] keeps back the
@@ -44,11 +44,6 @@ pub(super) fn wait_budget(
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
 /// Largest page served (larger requests are capped, as the API documents).
 pub const MAX_PAGE_SIZE: u64 = 1000;
-
-/// A storage or contract failure while reading committed state: a server fault.
-pub(super) fn internal(e: impl std::fmt::Display) -> Status {
-    Status::internal(e.to_string())
-}
 
 /// `Unavailable` while the node is catching up by block sync: its state is behind the chain.
 pub(super) fn require_synced(context: &NodeContext) -> Result<(), Status> {
@@ -336,12 +331,7 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(cursor.state.height)
-            .map_err(internal)?;
+        let state = cursor.state.open(&self.context)?;
         let mut orgs: Vec<Organization> = query::list_orgs(&state)
             .map_err(contract)?
             .iter()
@@ -370,12 +360,7 @@ impl Registry for RegistryService {
         let id = id_field(&request.dataset_id, "dataset_id")?;
         let resolved =
             resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(resolved.height)
-            .map_err(internal)?;
+        let state = resolved.open(&self.context)?;
         match query::get_dataset(&state, &DatasetId::from(id)).map_err(contract)? {
             Some(record) => Ok(Response::new(GetDatasetResponse {
                 dataset: Some(dataset(&record)),
@@ -401,12 +386,7 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(cursor.state.height)
-            .map_err(internal)?;
+        let state = cursor.state.open(&self.context)?;
         let mut all: Vec<Dataset> = query::list_datasets(&state)
             .map_err(contract)?
             .iter()
@@ -447,12 +427,7 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = self
-            .context
-            .chain
-            .store()
-            .state_at(cursor.state.height)
-            .map_err(internal)?;
+        let state = cursor.state.open(&self.context)?;
         let orgs = query::list_orgs(&state).map_err(contract)?;
         let mut records = Vec::new();
         let mut page = Page::first(Page::MAX_LIMIT);
