@@ -133,6 +133,20 @@ fn scenarios() -> Vec<(&'static str, ErrorKind, Scenario)> {
                 Call::Propose(ProposalAction::AdmitOrg(spec("newcomer", [5; 32]))),
             )
         }),
+        (
+            "admit with a weak (small-order) key",
+            InvalidArgument,
+            |w| {
+                let mut weak = spec("newcomer", [6; 32]);
+                let mut identity = [0u8; 32];
+                identity[0] = 1;
+                weak.operator_keys = vec![gongzhi_ledger::PublicKey(identity)];
+                w.run(
+                    "civil-affairs",
+                    Call::Propose(ProposalAction::AdmitOrg(weak)),
+                )
+            },
+        ),
         ("approve unknown proposal", UnknownProposal, |w| {
             w.run("street-a", Call::Approve(ProposalId(999)))
         }),

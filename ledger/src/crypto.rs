@@ -2,8 +2,11 @@
 //!
 //! The signed message frames chain id and tag with length prefixes, so no choice of chain id
 //! can make one kind of object's signature valid for another. Batch verification is used
-//! wherever many signatures are checked at once; it accepts exactly when every single
-//! signature would.
+//! wherever many signatures are checked at once; it accepts every set of signatures that
+//! [`verify`] accepts one by one (its equation is the cofactored one, so a key's own holder
+//! could also craft signatures with small-order parts that only the batch accepts; nobody else
+//! can). Small-order ("weak") keys, whose signatures anyone could forge, fail both paths and are
+//! refused when parsed ([`PublicKey::check_usable`]).
 
 use std::fmt;
 
@@ -22,16 +25,32 @@ impl PublicKey {
         hex::encode(self.0)
     }
 
-    /// Parse 64 hex characters into a key that is a valid curve point.
+    /// Parse 64 hex characters into a usable key (see [`PublicKey::check_usable`]).
     pub fn from_hex(s: &str) -> Result<PublicKey, LedgerError> {
         let bytes =
             hex::decode(s.trim()).map_err(|e| LedgerError::InvalidKey(format!("not hex: {e}")))?;
         let array: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
             LedgerError::InvalidKey(format!("expected 32 bytes, got {}", b.len()))
         })?;
-        ed25519_dalek::VerifyingKey::from_bytes(&array)
+        let key = PublicKey(array);
+        key.check_usable()?;
+        Ok(key)
+    }
+
+    /// A key can sign for someone only if it is a valid curve point of large order. A
+    /// small-order ("weak") key has signatures anyone can forge without a secret, so it is
+    /// refused wherever a key is registered and wherever a signature is checked.
+    pub fn check_usable(&self) -> Result<(), LedgerError> {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
             .map_err(|_| LedgerError::InvalidKey("not a valid ed25519 public key".into()))?;
-        Ok(PublicKey(array))
+        if key.is_weak() {
+            return Err(LedgerError::InvalidKey(
+                "a small-order (weak) ed25519 key, whose signatures anyone can forge; \
+                 generate a new key"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -145,7 +164,14 @@ impl Keypair {
     }
 }
 
-/// Verify one signature.
+/// The verifying key of `signer`, `None` if it is not a usable key (invalid or weak).
+fn usable_key(signer: &PublicKey) -> Option<ed25519_dalek::VerifyingKey> {
+    ed25519_dalek::VerifyingKey::from_bytes(&signer.0)
+        .ok()
+        .filter(|key| !key.is_weak())
+}
+
+/// Verify one signature. A weak signer key fails, whatever the signature.
 pub fn verify(
     chain_id: &str,
     tag: &str,
@@ -153,8 +179,7 @@ pub fn verify(
     signer: &PublicKey,
     signature: &Signature,
 ) -> Result<(), LedgerError> {
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&signer.0)
-        .map_err(|_| LedgerError::BadSignature { signer: *signer })?;
+    let key = usable_key(signer).ok_or(LedgerError::BadSignature { signer: *signer })?;
     key.verify(
         &signing_message(chain_id, tag, body),
         &ed25519_dalek::Signature::from_bytes(&signature.0),
@@ -181,9 +206,9 @@ pub fn verify_batch(items: &[SignedMessage]) -> Result<(), LedgerError> {
     }
     let mut keys = Vec::with_capacity(items.len());
     for item in items {
-        match ed25519_dalek::VerifyingKey::from_bytes(&item.signer.0) {
-            Ok(key) => keys.push(key),
-            Err(_) => return Err(first_bad(items)),
+        match usable_key(&item.signer) {
+            Some(key) => keys.push(key),
+            None => return Err(first_bad(items)),
         }
     }
     let messages: Vec<&[u8]> = items.iter().map(|i| i.message.as_slice()).collect();
@@ -196,15 +221,13 @@ pub fn verify_batch(items: &[SignedMessage]) -> Result<(), LedgerError> {
 
 fn first_bad(items: &[SignedMessage]) -> LedgerError {
     for (index, item) in items.iter().enumerate() {
-        let ok = ed25519_dalek::VerifyingKey::from_bytes(&item.signer.0)
-            .map(|key| {
-                key.verify_strict(
-                    &item.message,
-                    &ed25519_dalek::Signature::from_bytes(&item.signature.0),
-                )
-                .is_ok()
-            })
-            .unwrap_or(false);
+        let ok = usable_key(&item.signer).is_some_and(|key| {
+            key.verify_strict(
+                &item.message,
+                &ed25519_dalek::Signature::from_bytes(&item.signature.0),
+            )
+            .is_ok()
+        });
         if !ok {
             return LedgerError::BadSignatureInBatch {
                 index,
@@ -254,6 +277,46 @@ mod tests {
             Err(LedgerError::BadSignatureInBatch { index, .. }) => assert_eq!(index, 3),
             other => panic!("expected bad item 3, got {other:?}"),
         }
+    }
+
+    /// The identity point as a key with the signature (R = identity, s = 0) satisfies the
+    /// verification equation for every message: a forgery needing no secret. Both paths and
+    /// key parsing refuse such a key.
+    #[test]
+    fn weak_keys_are_refused_everywhere() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = PublicKey(identity);
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        let forged = Signature(forged);
+        assert!(matches!(
+            verify("c", "t", b"pay me", &weak, &forged),
+            Err(LedgerError::BadSignature { .. })
+        ));
+        let good = Keypair::from_secret([9; 32]);
+        let items = vec![
+            SignedMessage {
+                signer: good.public(),
+                message: signing_message("c", "t", b"x"),
+                signature: good.sign("c", "t", b"x"),
+            },
+            SignedMessage {
+                signer: weak,
+                message: signing_message("c", "t", b"pay me"),
+                signature: forged,
+            },
+        ];
+        assert!(matches!(
+            verify_batch(&items),
+            Err(LedgerError::BadSignatureInBatch { index: 1, .. })
+        ));
+        assert!(matches!(
+            PublicKey::from_hex(&hex::encode(identity)),
+            Err(LedgerError::InvalidKey(reason)) if reason.contains("weak")
+        ));
+        assert!(weak.check_usable().is_err());
+        assert!(good.public().check_usable().is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use gongzhi_ledger::store::testkit::{init_test_genesis, TestBlock, TestChain, TE
 use gongzhi_ledger::store::MemoryStateTree;
 use gongzhi_ledger::{
     verify_state_proof, Canonical, CommitCertificate, Hash, LedgerError, MemoryState, StateChanges,
-    StateProof, StateReader, Store, StoreOptions,
+    StateProof, StateReader, Store,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -208,47 +208,6 @@ fn store_roots_equal_an_in_memory_replay() -> TestResult {
         let rebuilt = replay_chain.next_block(root);
         assert_eq!(rebuilt.block.hash(), built.block.hash());
     }
-    Ok(())
-}
-
-/// A scratch store with the tree in memory commits the same blocks with the same roots and
-/// latest state as a normal store; it refuses what it cannot answer (past roots, past state,
-/// proofs) with an error rather than a wrong answer, and refuses to reopen a used directory.
-#[test]
-fn in_memory_tree_store_matches_a_normal_store() -> TestResult {
-    let (_dir, normal) = fresh()?;
-    let scratch_dir = tempfile::tempdir()?;
-    let options = StoreOptions {
-        sync: false,
-        tree_in_memory: true,
-        ..StoreOptions::default()
-    };
-    let scratch = Store::open_with(scratch_dir.path(), options)?;
-    assert_eq!(
-        init_test_genesis(&scratch)?,
-        normal.state_root(0)?,
-        "genesis roots"
-    );
-    let mut chain = TestChain::new(4, 3, KEY_SPACE);
-    let mut same = TestChain::new(4, 3, KEY_SPACE);
-    for _ in 0..12 {
-        let a = chain.commit_next(&normal)?;
-        let b = same.commit_next(&scratch)?;
-        assert_eq!(a.block.hash(), b.block.hash(), "block {}", a.block.height());
-    }
-    let height = normal.latest_height();
-    assert_eq!(scratch.state_root(height)?, normal.state_root(height)?);
-    {
-        let (latest_normal, latest_scratch) = (normal.latest_state()?, scratch.latest_state()?);
-        for key in all_keys(&chain) {
-            assert_eq!(latest_scratch.get(&key)?, latest_normal.get(&key)?);
-        }
-    }
-    assert!(scratch.state_root(height - 1).is_err());
-    assert!(scratch.state_at(height).is_err());
-    assert!(scratch.get_with_proof(b"k", height).is_err());
-    drop(scratch);
-    assert!(Store::open_with(scratch_dir.path(), options).is_err());
     Ok(())
 }
 

@@ -268,6 +268,9 @@ fn require_key_unused(
     key: &PublicKey,
     except: Option<&OrgId>,
 ) -> CallResult<()> {
+    if let Err(e) = key.check_usable() {
+        reject!(InvalidArgument, "key {key} cannot be registered: {e}");
+    }
     if let Some(owner) = crate::governance::org_of_signer(writes, key)? {
         reject!(
             KeyInUse,
@@ -382,6 +385,11 @@ fn apply_action(
                 }
                 keys_seen.push(*key);
                 require_key_unused(writes, key, None)?;
+            }
+            for key in &spec.node_keys {
+                if let Err(e) = key.check_usable() {
+                    reject!(InvalidArgument, "node key {key} cannot be registered: {e}");
+                }
             }
             let org = Organisation {
                 id: spec.id.clone(),

@@ -66,7 +66,7 @@ impl Store {
         let height = tip.height + 1;
         // Older versions are immutable, so this is consistent with `tip` even if a commit
         // lands meanwhile; commit then refuses the stale result.
-        let (root, update) = self.compute_update(changes, height)?;
+        let (root, update) = state_tree::compute_update(&self.tree_reader()?, changes, height)?;
         Ok(PreparedState {
             height,
             parent_root: tip.state_root,
@@ -120,9 +120,7 @@ impl Store {
             batch.put_cf(tx_index, receipt.tx_hash.0, position);
             batch.put_cf(receipts_cf, position, stored(receipt));
         }
-        if self.live_tree.is_none() {
-            put_tree_update(self, &mut batch, &prepared.update)?;
-        }
+        put_tree_update(self, &mut batch, &prepared.update)?;
         put_flat_state(self, &mut batch, &prepared.changes)?;
         batch.put_cf(
             self.cf(columns::META)?,
@@ -130,7 +128,8 @@ impl Store {
             columns::height_key(height),
         );
         self.write_synced(batch)?;
-        self.tree_committed(&prepared.update);
+        self.node_cache
+            .insert_all(prepared.update.node_batch.nodes());
 
         self.set_tip(Tip {
             height,

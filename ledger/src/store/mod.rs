@@ -14,9 +14,7 @@
 //! - Stored data is never trusted blindly: every decode failure is [`LedgerError::Corrupt`],
 //!   every engine failure [`LedgerError::Storage`]; nothing read from disk is unwrapped.
 //! - Tree version = height; version 0 is the genesis state. All versions are kept (no pruning
-//!   yet), so state and proofs are available at every height — except in a scratch store
-//!   opened with [`StoreOptions::tree_in_memory`], which keeps only the latest tree, in memory,
-//!   and refuses (with an error) past roots, past state and proofs.
+//!   yet), so state and proofs are available at every height.
 //!
 //! Dropping a [`Store`] closes RocksDB. Since every commit is already fsynced, dropping it (or
 //! the process dying) at any point loses nothing that was committed.
@@ -26,6 +24,7 @@ mod commit;
 mod node_cache;
 mod proof;
 mod reads;
+mod root_tree;
 pub mod state_tree;
 pub mod testkit;
 
@@ -45,7 +44,8 @@ pub use commit::PreparedState;
 pub use node_cache::NodeCache;
 pub use proof::{verify_state_proof, StateProof};
 pub use reads::{HistoricState, LatestState};
-pub use state_tree::{LiveStateTree, MemoryStateTree, StateHasher};
+pub use root_tree::RootTree;
+pub use state_tree::{MemoryStateTree, StateHasher};
 
 /// The node's block store and authenticated state.
 pub struct Store {
@@ -59,8 +59,6 @@ pub struct Store {
     node_cache: NodeCache,
     /// Whether commits are fsynced (always, except for scratch stores).
     sync: bool,
-    /// The latest tree, when it lives only in memory ([`StoreOptions::tree_in_memory`]).
-    live_tree: Option<RwLock<LiveStateTree>>,
 }
 
 /// How a [`Store`] is opened. [`StoreOptions::default`] is what a node uses.
@@ -72,10 +70,6 @@ pub struct StoreOptions {
     pub sync: bool,
     /// Decoded tree nodes kept in memory per cache generation (0 disables the cache).
     pub node_cache_nodes: usize,
-    /// Keep only the latest state tree, in memory, and never write tree nodes or value history
-    /// (see [`LiveStateTree`]). For a scratch store that must start empty and is thrown away:
-    /// past state, proofs and past roots are then unavailable, and reopening it is refused.
-    pub tree_in_memory: bool,
 }
 
 impl Default for StoreOptions {
@@ -83,7 +77,6 @@ impl Default for StoreOptions {
         StoreOptions {
             sync: true,
             node_cache_nodes: node_cache::DEFAULT_CAPACITY,
-            tree_in_memory: false,
         }
     }
 }
@@ -128,17 +121,7 @@ impl Store {
             write_lock: Mutex::new(()),
             node_cache: NodeCache::new(options.node_cache_nodes),
             sync: options.sync,
-            live_tree: options
-                .tree_in_memory
-                .then(|| RwLock::new(LiveStateTree::new())),
         };
-        if store.live_tree.is_some() && store.get(columns::META, meta_keys::GENESIS_HASH)?.is_some()
-        {
-            return Err(LedgerError::Storage(format!(
-                "{} already holds a chain; a store with an in-memory state tree must start empty",
-                store.path.display()
-            )));
-        }
         let tip = store.load_tip()?;
         *store.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
         Ok(store)
@@ -166,7 +149,7 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // The genesis root depends only on `changes` (version 0 starts from the empty tree).
-        let (root, update) = self.compute_update(changes, 0)?;
+        let (root, update) = state_tree::compute_update(&self.tree_reader()?, changes, 0)?;
         if let Some(tip) = self.tip() {
             let stored_root = self.state_root(0)?;
             if tip.chain_id != chain_id || tip.genesis_hash != genesis_hash || stored_root != root {
@@ -180,9 +163,7 @@ impl Store {
             return Ok(root);
         }
         let mut batch = WriteBatch::default();
-        if self.live_tree.is_none() {
-            commit::put_tree_update(self, &mut batch, &update)?;
-        }
+        commit::put_tree_update(self, &mut batch, &update)?;
         commit::put_flat_state(self, &mut batch, changes)?;
         let meta = self.cf(columns::META)?;
         batch.put_cf(
@@ -194,7 +175,7 @@ impl Store {
         batch.put_cf(meta, meta_keys::GENESIS_HASH, genesis_hash.0);
         batch.put_cf(meta, meta_keys::LATEST_HEIGHT, columns::height_key(0));
         self.write_synced(batch)?;
-        self.tree_committed(&update);
+        self.node_cache.insert_all(update.node_batch.nodes());
         self.set_tip(Tip {
             chain_id: chain_id.to_string(),
             genesis_hash,
@@ -234,20 +215,6 @@ impl Store {
     /// The state root after block `height` (the genesis root at 0).
     pub fn state_root(&self, height: u64) -> Result<Hash, LedgerError> {
         self.check_height(height)?;
-        if let Some(live) = &self.live_tree {
-            let latest = self.latest_height();
-            if height != latest {
-                return Err(LedgerError::HeightUnavailable {
-                    height,
-                    lowest: latest,
-                    latest,
-                });
-            }
-            let live = live.read().unwrap_or_else(PoisonError::into_inner);
-            return state_tree::root_at(&*live, height)?.ok_or_else(|| {
-                LedgerError::Corrupt(format!("no state tree root for height {height}"))
-            });
-        }
         state_tree::root_at(&self.tree_reader()?, height)?
             .ok_or_else(|| LedgerError::Corrupt(format!("no state tree root for height {height}")))
     }
@@ -288,47 +255,7 @@ impl Store {
             .ok_or_else(|| LedgerError::Storage(format!("column family {name} is missing")))
     }
 
-    /// Root and tree update of `changes` on top of version `version - 1`, from wherever the
-    /// tree lives.
-    fn compute_update(
-        &self,
-        changes: &StateChanges,
-        version: u64,
-    ) -> Result<(Hash, jmt::storage::TreeUpdateBatch), LedgerError> {
-        match &self.live_tree {
-            Some(live) => {
-                let live = live.read().unwrap_or_else(PoisonError::into_inner);
-                if live.next_version() != version {
-                    return Err(LedgerError::Corrupt(format!(
-                        "the in-memory state tree is at version {}, not {version}",
-                        live.next_version()
-                    )));
-                }
-                state_tree::compute_update(&*live, changes, version)
-            }
-            None => state_tree::compute_update(&self.tree_reader()?, changes, version),
-        }
-    }
-
-    /// A tree update was durably committed: make it the tree's latest version.
-    fn tree_committed(&self, update: &jmt::storage::TreeUpdateBatch) {
-        match &self.live_tree {
-            Some(live) => live
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .absorb(update),
-            None => self.node_cache.insert_all(update.node_batch.nodes()),
-        }
-    }
-
     fn tree_reader(&self) -> Result<DbTreeReader<'_>, LedgerError> {
-        if self.live_tree.is_some() {
-            return Err(LedgerError::Storage(
-                "this scratch store keeps only the latest state tree, in memory: past state, \
-                 proofs and past roots are not available"
-                    .into(),
-            ));
-        }
         Ok(DbTreeReader {
             db: &self.db,
             nodes: self.cf(columns::JMT_NODES)?,

@@ -219,82 +219,6 @@ impl TreeReader for DbTreeReader<'_> {
     }
 }
 
-/// Only the latest version of the tree, in memory: what a scratch replay needs to compute
-/// roots. Applying a version drops the nodes it made stale (jmt reports them), so it holds
-/// exactly the nodes reachable from the latest root — the size of the state, not of its history.
-/// Past versions, values and proofs are not available from it.
-#[derive(Debug, Default)]
-pub struct LiveStateTree {
-    /// Looked up only, never iterated.
-    nodes: FastMap<NodeKey, Node>,
-    /// Key of the latest root.
-    root: Option<NodeKey>,
-    next_version: Version,
-}
-
-impl LiveStateTree {
-    /// An empty tree; the first [`LiveStateTree::apply`] creates version 0.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Apply `changes` as the next version and return its root.
-    pub fn apply(&mut self, changes: &StateChanges) -> Result<Hash, LedgerError> {
-        let (root, batch) = compute_update(&*self, changes, self.next_version)?;
-        self.absorb(&batch);
-        Ok(root)
-    }
-
-    /// Make a computed update (of version [`LiveStateTree::next_version`]) the latest version.
-    pub fn absorb(&mut self, batch: &TreeUpdateBatch) {
-        for stale in &batch.stale_node_index_batch {
-            self.nodes.remove(&stale.node_key);
-        }
-        for (key, node) in batch.node_batch.nodes() {
-            if key.nibble_path().is_empty() {
-                // jmt does not report the old root as stale when a version changes nothing
-                // (it copies the root under the new version): drop it here.
-                if let Some(old) = self.root.replace(key.clone()) {
-                    self.nodes.remove(&old);
-                }
-            }
-            self.nodes.insert(key.clone(), node.clone());
-        }
-        self.next_version += 1;
-    }
-
-    /// The version the next update creates.
-    pub fn next_version(&self) -> Version {
-        self.next_version
-    }
-
-    /// Nodes held.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-}
-
-impl TreeReader for LiveStateTree {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        Ok(self.nodes.get(node_key).cloned())
-    }
-
-    fn get_value_option(
-        &self,
-        _max_version: Version,
-        _key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
-        Err(LedgerError::Storage("the live state tree keeps no values".into()).into())
-    }
-
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        Err(
-            LedgerError::Storage("the live state tree does not support jmt state restore".into())
-                .into(),
-        )
-    }
-}
-
 /// The whole tree in memory: replays, models and tests. Keeps every version, like the store.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStateTree {
@@ -435,53 +359,6 @@ mod tests {
             batched.absorb(&batch_a);
             reference.absorb(&batch_b);
         }
-    }
-
-    /// The live tree gives the same root as the full tree at every version, and holds exactly
-    /// the nodes of a tree built at once from the final key set (no stale node survives).
-    #[test]
-    fn live_tree_agrees_and_keeps_only_live_nodes() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
-        let mut full = MemoryStateTree::new();
-        let mut live = LiveStateTree::new();
-        let mut state: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for version in 0..30u64 {
-            let mut block = StateChanges::new();
-            if version % 7 != 3 {
-                for _ in 0..rng.gen_range(1..50) {
-                    let key = if !state.is_empty() && rng.gen_bool(0.3) {
-                        let index = rng.gen_range(0..state.len());
-                        state.keys().nth(index).cloned().expect("a key")
-                    } else {
-                        rng.gen::<[u8; 5]>().to_vec()
-                    };
-                    block.insert(key, Some(rng.gen::<[u8; 8]>().to_vec()));
-                }
-            }
-            if version % 5 == 4 {
-                let doomed: Vec<Vec<u8>> = state.keys().take(3).cloned().collect();
-                for key in doomed {
-                    block.insert(key, None);
-                }
-            }
-            for (key, value) in &block {
-                match value {
-                    Some(value) => state.insert(key.clone(), value.clone()),
-                    None => state.remove(key),
-                };
-            }
-            let expected = full.apply(&block).expect("full tree");
-            assert_eq!(
-                live.apply(&block).expect("live tree"),
-                expected,
-                "version {version}"
-            );
-        }
-        let mut fresh = LiveStateTree::new();
-        let all: StateChanges = state.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        fresh.apply(&all).expect("fresh tree");
-        assert_eq!(live.node_count(), fresh.node_count());
     }
 
     #[test]

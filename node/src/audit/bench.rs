@@ -334,7 +334,6 @@ fn run_in(dir: &Path, options: &BenchOptions, threads: usize) -> Result<BenchRes
         &ReplayOptions {
             threads,
             progress: options.progress,
-            scratch_dir: Some(dir.to_path_buf()),
             trusted_genesis: None,
         },
         &mut NoObserver,
@@ -366,7 +365,7 @@ impl BenchResult {
              \x20 ed25519 batch verify, {} threads {:>10.0} sig/s\n\
              \x20 replay                          {:>10.1} s  {:.0} txs/s, {:.0} sig/s\n\
              \x20 replay / batch-verify rate      {:>10.1} %\n\
-             \x20 executor (sequential): execution {:.1} s, state root {:.1} s, commit {:.1} s, waiting for checks {:.1} s\n",
+             \x20 executor (sequential): execution {:.1} s, state root {:.1} s, waiting for checks {:.1} s\n",
             self.txs,
             self.blocks,
             self.threads,
@@ -382,7 +381,6 @@ impl BenchResult {
             self.ratio * 100.0,
             r.executor.execution,
             r.executor.state_root,
-            r.executor.commit,
             r.executor.waiting_for_checks
         )
     }

@@ -4,7 +4,7 @@
 //! comparison, and its message says what the discrepancy means and what to do, so an auditor
 //! can act on it without reading code. Replay stops at the first one, in chain order.
 
-use gongzhi_ledger::{Hash, LedgerError, PublicKey, Timestamp};
+use gongzhi_ledger::{Hash, PublicKey, Timestamp};
 
 use super::format::FormatError;
 
@@ -237,14 +237,6 @@ pub enum ReplayError {
         blocks: u64,
         /// Hash of the last block read.
         last_hash: Hash,
-    },
-    /// The replay's own temporary store failed.
-    #[error("the replay's temporary store in {path} failed: {source}")]
-    Scratch {
-        /// Directory.
-        path: String,
-        /// The store's error (boxed: it is large and rare).
-        source: Box<LedgerError>,
     },
     /// A worker thread died.
     #[error("a replay worker thread stopped unexpectedly: {0}")]

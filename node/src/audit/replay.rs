@@ -9,27 +9,30 @@
 //!    committed governance (`validator_set_for_next_block` on the replayed state); both
 //!    certificates (this block's and the previous block's, carried in it) have signers in
 //!    that height's set holding more than 2/3 of its power;
-//! 3. the block is re-executed with the contracts and every receipt and the next validator-set
-//!    hash are compared; then [`super::root_stage`], on its own thread, computes the state root
-//!    into a fresh temporary RocksDB [`Store`] and compares it while the next block executes.
+//! 3. the block is re-executed with the contracts on the replayed state, held in memory
+//!    ([`FlatState`]), and every receipt and the next validator-set hash are compared; then
+//!    [`super::root_stage`], on its own thread, applies the block's changes to an in-memory
+//!    [`RootTree`] and compares the state root while the next block executes.
 //!
 //! Invariants: the first discrepancy in chain order stops the replay and is returned as a
 //! [`ReplayError`] naming the height (and tx index); nothing is trusted from the file that a
-//! signature or a recomputation has not confirmed; memory stays bounded by the pipeline queue;
-//! the temporary store is deleted when the replay ends, whatever the outcome.
+//! signature or a recomputation has not confirmed. Memory: the chain's latest state (its values
+//! and the shape and hashes of its tree — never its history) plus the bounded pipeline queues;
+//! nothing is written to disk.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::Instant;
 
 use gongzhi_consensus::{ValidatorId, ValidatorSet};
 use gongzhi_contracts::{
     execute_block, genesis_changes, validator_set_for_next_block, BlockContext, Genesis,
 };
+use gongzhi_ledger::fast_hash::FastMap;
+use gongzhi_ledger::store::RootTree;
 use gongzhi_ledger::{
     validator_set_hash, Block, CommitCertificate, Hash, LedgerError, Outcome, Receipt,
-    StateChanges, StateReader, Store, StoreOptions, Timestamp,
+    StateChanges, StateReader, Timestamp,
 };
 use serde::Serialize;
 
@@ -46,8 +49,6 @@ pub struct ReplayOptions {
     pub threads: usize,
     /// Print progress lines on stderr.
     pub progress: bool,
-    /// Where to create the temporary store (default: the system temp dir).
-    pub scratch_dir: Option<PathBuf>,
     /// Refuse an export whose genesis does not hash to this.
     pub trusted_genesis: Option<Hash>,
 }
@@ -93,10 +94,8 @@ pub struct ExecutorTimes {
     pub waiting_for_state_root: f64,
     /// Re-executing txs with the contracts.
     pub execution: f64,
-    /// Computing the Jellyfish Merkle root (`Store::prepare`), on the state-root thread.
+    /// Computing the Jellyfish Merkle roots, on the state-root thread.
     pub state_root: f64,
-    /// Writing the block to the temporary store (`Store::commit`, not fsynced: a scratch store).
-    pub commit: f64,
 }
 
 /// Something that looks at every replayed block (the report builder).
@@ -165,9 +164,8 @@ pub fn replay<R: Read + Send + 'static>(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let scratch = ScratchDir::create(options.scratch_dir.as_deref())?;
-    let mut executor = Executor::new(&genesis, &scratch.path)?;
-    let mut stage = RootStage::start(executor.store.clone(), executor.scratch.clone())?;
+    let (mut executor, tree) = Executor::new(&genesis)?;
+    let mut stage = RootStage::start(tree)?;
     let pipeline = Pipeline::start(reader, genesis.chain_id.clone(), threads, 4 * threads + 4);
     let mut progress = Progress::new(options.progress);
     progress.start("replay", 0);
@@ -180,16 +178,9 @@ pub fn replay<R: Read + Send + 'static>(
     );
     pipeline.stop();
     // The stage's error, if any, is at a lower height than the executor's.
-    let root_times = stage.finish()?;
+    executor.times.state_root = stage.finish()?;
     result?;
-    executor.times.state_root = root_times.state_root;
-    executor.times.commit = root_times.commit;
-    let state = executor
-        .store
-        .latest_state()
-        .map_err(|e| executor.scratch_error(e))?;
-    observer.finish(&state)?;
-    drop(state);
+    observer.finish(&executor.state)?;
     progress.finish(executor.height, executor.txs);
     let seconds = started.elapsed().as_secs_f64();
     Ok(ReplaySummary {
@@ -252,30 +243,30 @@ fn run(
     }
 }
 
-/// A temporary directory removed on drop.
-#[derive(Debug)]
-struct ScratchDir {
-    path: PathBuf,
-}
+/// The replayed state: the latest value of every key, in memory. Looked up, never iterated,
+/// so its hash map cannot leak an order into results.
+#[derive(Debug, Default)]
+pub struct FlatState(FastMap<Vec<u8>, Vec<u8>>);
 
-impl ScratchDir {
-    fn create(parent: Option<&Path>) -> Result<ScratchDir, ReplayError> {
-        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = parent.join(format!("gongzhi-replay-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| ReplayError::Scratch {
-            path: path.display().to_string(),
-            source: Box::new(LedgerError::Storage(e.to_string())),
-        })?;
-        Ok(ScratchDir { path })
+impl FlatState {
+    /// Apply a block's changes.
+    pub fn apply(&mut self, changes: &StateChanges) {
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    self.0.insert(key.clone(), value.clone());
+                }
+                None => {
+                    self.0.remove(key);
+                }
+            }
+        }
     }
 }
 
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+impl StateReader for FlatState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.0.get(key).cloned())
     }
 }
 
@@ -296,8 +287,7 @@ impl StateReader for AfterBlock<'_> {
 
 /// The sequential verifier: replayed chain state and the validator sets in force.
 struct Executor {
-    store: Arc<Store>,
-    scratch: String,
+    state: FlatState,
     chain_id: String,
     genesis_hash: Hash,
     height: u64,
@@ -316,34 +306,22 @@ struct Executor {
 }
 
 impl Executor {
-    fn new(genesis: &Genesis, dir: &Path) -> Result<Executor, ReplayError> {
-        let scratch = dir.display().to_string();
-        let fail = |source: LedgerError| ReplayError::Scratch {
-            path: scratch.clone(),
-            source: Box::new(source),
-        };
-        // A scratch store: losing it to a crash only means replaying again, so no fsyncs; and
-        // the replay needs only the latest tree, so it stays in memory (no node reads or writes).
-        let options = StoreOptions {
-            sync: false,
-            tree_in_memory: true,
-            ..StoreOptions::default()
-        };
-        let store = Store::open_with(dir.join("state"), options).map_err(fail)?;
+    /// The executor at genesis, and the tree of the genesis state.
+    fn new(genesis: &Genesis) -> Result<(Executor, RootTree), ReplayError> {
         let changes = genesis_changes(genesis).map_err(|e| ReplayError::InvalidGenesis {
             reason: e.to_string(),
         })?;
-        let root = store
-            .init_genesis(&genesis.chain_id, genesis.hash(), &changes)
-            .map_err(fail)?;
+        let mut tree = RootTree::new();
+        let root = tree.apply(&changes);
+        let mut state = FlatState::default();
+        state.apply(&changes);
         let set = genesis
             .validator_set()
             .map_err(|e| ReplayError::InvalidGenesis {
                 reason: e.to_string(),
             })?;
-        Ok(Executor {
-            store: Arc::new(store),
-            scratch,
+        let executor = Executor {
+            state,
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
             height: 0,
@@ -357,14 +335,8 @@ impl Executor {
             signatures: 0,
             set_changes: 0,
             times: ExecutorTimes::default(),
-        })
-    }
-
-    fn scratch_error(&self, source: LedgerError) -> ReplayError {
-        ReplayError::Scratch {
-            path: self.scratch.clone(),
-            source: Box::new(source),
-        }
+        };
+        Ok((executor, tree))
     }
 
     /// A worker's error for the next record; a record for another height is reported as a gap.
@@ -429,7 +401,6 @@ impl Executor {
             )?;
         }
 
-        let state = stage.state(&self.store)?;
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height,
@@ -437,14 +408,14 @@ impl Executor {
         };
         let phase = Instant::now();
         let outcome =
-            execute_block(&state, &ctx, &block.txs).map_err(|e| ReplayError::Execution {
+            execute_block(&self.state, &ctx, &block.txs).map_err(|e| ReplayError::Execution {
                 height,
                 reason: e.to_string(),
             })?;
         self.times.execution += phase.elapsed().as_secs_f64();
         compare_receipts(block, &record.receipts, &outcome.receipts)?;
         let after = AfterBlock {
-            base: &state,
+            base: &self.state,
             changes: &outcome.changes,
         };
         let next_set =
@@ -463,7 +434,6 @@ impl Executor {
             });
         }
         observer.observe(block, &outcome.receipts, &after)?;
-        drop(state);
 
         self.txs += block.txs.len() as u64;
         self.failed_txs += outcome.receipts.iter().filter(|r| !r.is_success()).count() as u64;
@@ -481,12 +451,12 @@ impl Executor {
         self.state_root = header.state_root;
         self.previous_set = std::mem::replace(&mut self.current_set, next_set);
 
+        self.state.apply(&outcome.changes);
         let waiting = Instant::now();
         stage.send(RootJob {
-            block: record.block,
-            certificate: record.certificate,
-            receipts: outcome.receipts,
-            changes: Arc::new(outcome.changes),
+            height,
+            header_root: header.state_root,
+            changes: outcome.changes,
         })?;
         self.times.waiting_for_state_root += waiting.elapsed().as_secs_f64();
         Ok(())

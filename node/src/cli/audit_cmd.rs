@@ -78,7 +78,8 @@ pub enum AuditCommand {
         /// Write the report as a self-contained HTML page here.
         #[arg(long)]
         html: Option<PathBuf>,
-        /// Directory for the temporary state store (default: the system temp dir).
+        /// With --node: directory for the temporary export file (default: the system temp dir).
+        /// The replayed state itself is kept in memory.
         #[arg(long)]
         scratch_dir: Option<PathBuf>,
         /// No progress lines on stderr.
@@ -177,7 +178,6 @@ pub fn run(command: AuditCommand) -> Result<()> {
             let options = ReplayOptions {
                 threads,
                 progress: !quiet,
-                scratch_dir,
                 trusted_genesis,
             };
             let mut builder = ReportBuilder::new();

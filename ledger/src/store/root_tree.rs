@@ -1,0 +1,393 @@
+//! The state root without jmt: [`RootTree`] keeps only the latest version of the state tree's
+//! shape and hashes, in memory, and computes the same root as the Jellyfish tree of
+//! [`super::state_tree`] for the same key/value set. It is what an auditor's replay needs — every
+//! block's root, quickly — and nothing more: no history, no proofs, no storage.
+//!
+//! The Jellyfish shape, without versions:
+//! - a 16-ary trie over the nibbles of key hashes ([`key_hash`](super::state_tree::key_hash));
+//! - a leaf sits at the shortest nibble prefix of its key hash that no other key shares; every
+//!   prefix shared by two or more keys is an internal node (so an internal node never has a
+//!   single child that is a leaf, but may have a single internal child);
+//! - a leaf hashes as `H("JMT::LeafNode" ‖ key hash ‖ H(value))`;
+//! - an internal node hashes as the binary Merkle tree over its 16 child slots, where a range
+//!   with no child is the placeholder hash, a range holding one child that is a leaf (and
+//!   nothing else) is that leaf's hash, a single slot is its child's hash, and any other range is
+//!   `H("JMT::IntrnalNode" ‖ left half ‖ right half)`;
+//! - the empty tree's root is the placeholder hash; a one-key tree's root is its leaf's hash.
+//!
+//! `H` is the tree's [`StateHasher`]. Invariants: the root depends only on the key/value set,
+//! never on the order of updates (tests compare it with jmt's at every version, through inserts,
+//! overwrites and deletions); an update only marks the slots on its path dirty, and
+//! [`RootTree::root`] rehashes each node with a dirty slot once, reading only the changed
+//! children (each node keeps its children's hashes). Internal nodes are looked up by position,
+//! never through a hash map, so nothing here depends on an iteration order.
+
+use jmt::SimpleHasher;
+
+use super::state_tree::StateHasher;
+use crate::hash::Hash;
+use crate::state::StateChanges;
+
+/// jmt's hash of an empty subtree.
+const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
+/// jmt's domain separators (the second one really is spelt without the 'e').
+const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
+const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
+
+/// The latest state tree, in memory, for roots only (see the module documentation).
+#[derive(Debug, Default)]
+pub struct RootTree {
+    root: Option<Node>,
+    keys: usize,
+}
+
+#[derive(Debug)]
+enum Node {
+    Leaf(Box<Leaf>),
+    Internal(Box<Internal>),
+}
+
+#[derive(Debug)]
+struct Leaf {
+    key_hash: [u8; 32],
+    /// The leaf's own hash (it covers the value hash, which need not be kept).
+    hash: [u8; 32],
+}
+
+#[derive(Debug)]
+struct Internal {
+    children: [Option<Node>; 16],
+    /// Each child's hash as of the last rehash; slots in `dirty` are stale. Kept here so a
+    /// rehash reads only the children that changed, not all sixteen.
+    child_hashes: [[u8; 32]; 16],
+    /// Bitmap of the slots whose subtree changed since `hash` was computed.
+    dirty: u16,
+    /// Valid when `dirty` is 0.
+    hash: [u8; 32],
+}
+
+impl RootTree {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Apply a block's changes (`None` deletes; deleting an absent key changes nothing) and
+    /// return the new root.
+    pub fn apply(&mut self, changes: &StateChanges) -> Hash {
+        for (key, value) in changes {
+            let key_hash = StateHasher::hash(key);
+            match value {
+                Some(value) => self.insert(key_hash, &StateHasher::hash(value)),
+                None => self.remove(&key_hash),
+            }
+        }
+        self.root()
+    }
+
+    /// Set the value hash of `key_hash`.
+    pub fn insert(&mut self, key_hash: [u8; 32], value_hash: &[u8; 32]) {
+        let leaf = Leaf {
+            key_hash,
+            hash: leaf_hash(&key_hash, value_hash),
+        };
+        if insert(&mut self.root, 0, leaf) {
+            self.keys += 1;
+        }
+    }
+
+    /// Remove `key_hash` if present.
+    pub fn remove(&mut self, key_hash: &[u8; 32]) {
+        if remove(&mut self.root, 0, key_hash) {
+            self.keys -= 1;
+        }
+    }
+
+    /// The root hash, rehashing what changed since the last call.
+    pub fn root(&mut self) -> Hash {
+        Hash(self.root.as_mut().map_or(PLACEHOLDER, node_hash))
+    }
+
+    /// Keys in the tree.
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+
+    /// Whether the tree has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+}
+
+impl Internal {
+    fn empty() -> Box<Internal> {
+        Box::new(Internal {
+            children: Default::default(),
+            child_hashes: [PLACEHOLDER; 16],
+            dirty: 0,
+            hash: PLACEHOLDER,
+        })
+    }
+
+    /// The child slot `key_hash` takes at `depth`, marked as changing.
+    fn slot_for(&mut self, key_hash: &[u8; 32], depth: usize) -> &mut Option<Node> {
+        let slot = nibble(key_hash, depth);
+        self.dirty |= 1 << slot;
+        &mut self.children[slot]
+    }
+
+    fn rehash(&mut self) -> [u8; 32] {
+        let mut present: u16 = 0;
+        let mut leaves: u16 = 0;
+        for (slot, child) in self.children.iter_mut().enumerate() {
+            if let Some(child) = child {
+                present |= 1 << slot;
+                if matches!(child, Node::Leaf(_)) {
+                    leaves |= 1 << slot;
+                }
+                if self.dirty & (1 << slot) != 0 {
+                    self.child_hashes[slot] = node_hash(child);
+                }
+            }
+        }
+        self.dirty = 0;
+        range_hash(&self.child_hashes, present, leaves, 0, 16)
+    }
+}
+
+/// The nibble of `key_hash` at `depth` (0 = the high half of the first byte).
+fn nibble(key_hash: &[u8; 32], depth: usize) -> usize {
+    let byte = key_hash[depth / 2];
+    usize::from(if depth.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    })
+}
+
+fn leaf_hash(key_hash: &[u8; 32], value_hash: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = StateHasher::new();
+    hasher.update(LEAF_DOMAIN);
+    hasher.update(key_hash);
+    hasher.update(value_hash);
+    hasher.finalize()
+}
+
+fn pair_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = StateHasher::new();
+    hasher.update(INTERNAL_DOMAIN);
+    hasher.update(left);
+    hasher.update(right);
+    hasher.finalize()
+}
+
+fn node_hash(node: &mut Node) -> [u8; 32] {
+    match node {
+        Node::Leaf(leaf) => leaf.hash,
+        Node::Internal(internal) => {
+            if internal.dirty != 0 {
+                internal.hash = internal.rehash();
+            }
+            internal.hash
+        }
+    }
+}
+
+/// The hash of the slots `start..start + width` of an internal node (jmt's rule, see the module
+/// documentation); `present` and `leaves` are bitmaps over all 16 slots.
+fn range_hash(
+    hashes: &[[u8; 32]; 16],
+    present: u16,
+    leaves: u16,
+    start: u32,
+    width: u32,
+) -> [u8; 32] {
+    let mask = (((1u32 << width) - 1) << start) as u16;
+    let in_range = present & mask;
+    if in_range == 0 {
+        PLACEHOLDER
+    } else if width == 1 || (in_range.count_ones() == 1 && leaves & mask != 0) {
+        hashes[in_range.trailing_zeros() as usize]
+    } else {
+        let half = width / 2;
+        pair_hash(
+            &range_hash(hashes, present, leaves, start, half),
+            &range_hash(hashes, present, leaves, start + half, half),
+        )
+    }
+}
+
+/// Put `leaf` in the subtree at `slot` (at nibble `depth`); true if its key is new.
+fn insert(slot: &mut Option<Node>, depth: usize, leaf: Leaf) -> bool {
+    match slot {
+        None => {
+            *slot = Some(Node::Leaf(Box::new(leaf)));
+            return true;
+        }
+        Some(Node::Internal(internal)) => {
+            let child = internal.slot_for(&leaf.key_hash, depth);
+            return insert(child, depth + 1, leaf);
+        }
+        Some(Node::Leaf(existing)) if existing.key_hash == leaf.key_hash => {
+            existing.hash = leaf.hash;
+            return false;
+        }
+        Some(Node::Leaf(_)) => {}
+    }
+    if let Some(Node::Leaf(existing)) = slot.take() {
+        *slot = Some(split(existing, Box::new(leaf), depth));
+    }
+    true
+}
+
+/// The internal node at `depth` holding two leaves with different keys that share the prefix
+/// up to `depth`, and the internal nodes below it down to where they part.
+fn split(a: Box<Leaf>, b: Box<Leaf>, depth: usize) -> Node {
+    let mut internal = Internal::empty();
+    let (slot_a, slot_b) = (nibble(&a.key_hash, depth), nibble(&b.key_hash, depth));
+    if slot_a == slot_b {
+        internal.children[slot_a] = Some(split(a, b, depth + 1));
+    } else {
+        internal.children[slot_a] = Some(Node::Leaf(a));
+        internal.children[slot_b] = Some(Node::Leaf(b));
+    }
+    internal.dirty = (1 << slot_a) | (1 << slot_b);
+    Node::Internal(internal)
+}
+
+/// Remove `key_hash` from the subtree at `slot`; true if it was there. An internal node left
+/// with a single leaf child is replaced by that leaf, so the shape stays Jellyfish's.
+fn remove(slot: &mut Option<Node>, depth: usize, key_hash: &[u8; 32]) -> bool {
+    let collapse = match slot {
+        None => return false,
+        Some(Node::Leaf(leaf)) => {
+            if leaf.key_hash != *key_hash {
+                return false;
+            }
+            *slot = None;
+            return true;
+        }
+        Some(Node::Internal(internal)) => {
+            if !remove(internal.slot_for(key_hash, depth), depth + 1, key_hash) {
+                return false;
+            }
+            let mut children = internal.children.iter().flatten();
+            matches!(
+                (children.next(), children.next()),
+                (Some(Node::Leaf(_)), None) | (None, _)
+            )
+        }
+    };
+    if collapse {
+        // One leaf (or, never in a well-formed tree, nothing) left: it takes this node's place.
+        if let Some(Node::Internal(mut internal)) = slot.take() {
+            *slot = internal.children.iter_mut().find_map(Option::take);
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::store::state_tree::empty_root;
+    use crate::store::MemoryStateTree;
+
+    fn changes(pairs: &[(&str, Option<&str>)]) -> StateChanges {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn small_trees_match_jmt() {
+        let mut tree = RootTree::new();
+        let mut jmt = MemoryStateTree::new();
+        assert_eq!(tree.root(), empty_root());
+        let blocks = [
+            changes(&[]),
+            changes(&[("a", Some("1"))]),
+            changes(&[("b", Some("2"))]),
+            changes(&[("a", Some("3")), ("c", Some("4"))]),
+            changes(&[("b", None), ("missing", None)]),
+            changes(&[("a", None)]),
+            changes(&[("c", None)]),
+            changes(&[("d", Some("5"))]),
+        ];
+        for (version, block) in blocks.iter().enumerate() {
+            assert_eq!(
+                tree.apply(block),
+                jmt.apply(block).expect("jmt"),
+                "version {version}"
+            );
+        }
+        assert_eq!(tree.len(), 1);
+    }
+
+    /// Random blocks of inserts, overwrites and deletions — including deleting everything and
+    /// keys sharing long prefixes — give jmt's root at every version.
+    #[test]
+    fn random_blocks_match_jmt_at_every_version() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let mut tree = RootTree::new();
+        let mut jmt = MemoryStateTree::new();
+        let mut state: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for version in 0..60u64 {
+            let mut block = StateChanges::new();
+            for _ in 0..rng.gen_range(0..80) {
+                let key = if !state.is_empty() && rng.gen_bool(0.3) {
+                    let index = rng.gen_range(0..state.len());
+                    state.keys().nth(index).cloned().expect("a key")
+                } else {
+                    // Short keys collide in their first nibbles often enough to build deep paths.
+                    rng.gen::<[u8; 3]>().to_vec()
+                };
+                block.insert(key, Some(rng.gen::<[u8; 8]>().to_vec()));
+            }
+            if version % 4 == 3 {
+                let doomed: Vec<Vec<u8>> = state
+                    .keys()
+                    .filter(|_| rng.gen_bool(0.4))
+                    .cloned()
+                    .collect();
+                for key in doomed {
+                    block.insert(key, None);
+                }
+            }
+            if version == 40 {
+                for key in state.keys() {
+                    block.insert(key.clone(), None);
+                }
+            }
+            for (key, value) in &block {
+                match value {
+                    Some(value) => state.insert(key.clone(), value.clone()),
+                    None => state.remove(key),
+                };
+            }
+            let expected = jmt.apply(&block).expect("jmt");
+            assert_eq!(tree.apply(&block), expected, "version {version}");
+            assert_eq!(tree.len(), state.len(), "keys at version {version}");
+        }
+    }
+
+    /// A tree built at once and the same key set built through updates and deletions agree.
+    #[test]
+    fn root_depends_only_on_the_key_set() {
+        let mut grown = RootTree::new();
+        grown.apply(&changes(&[
+            ("x", Some("1")),
+            ("y", Some("2")),
+            ("z", Some("3")),
+        ]));
+        grown.apply(&changes(&[("y", None), ("x", Some("9"))]));
+        let mut direct = RootTree::new();
+        direct.apply(&changes(&[("z", Some("3")), ("x", Some("9"))]));
+        assert_eq!(grown.root(), direct.root());
+    }
+}
