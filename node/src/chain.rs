@@ -14,7 +14,17 @@
 //! The latest block's hash and time (needed to build and check the next block, and for the
 //! node's status) are kept in a small cache keyed by height, filled on commit, so a height
 //! does not decode the whole previous block again each time it needs them.
+//!
+//! The state changes of the most recent committed blocks (at most [`RECENT_CHANGES_HEIGHTS`]
+//! heights and about [`RECENT_CHANGES_BYTES`] of keys and values) are kept in memory for the
+//! API's check-index follower, which would otherwise re-execute each block to learn them.
+//! Invariant: the changes held for height h are exactly those committed at h — the very
+//! `StateChanges` execution produced and [`Store::prepare`] copied into the [`PreparedState`]
+//! that was committed, shared (not copied again). They are recorded just before the store's
+//! write, so a follower that sees height h committed finds them, and dropped again if that
+//! write fails. Nothing is held across a restart.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,8 +34,14 @@ use gongzhi_contracts::{BlockContext, Genesis};
 use gongzhi_ledger::store::{PreparedState, Store};
 use gongzhi_ledger::{
     tx, validator_set_hash, Block, Canonical, CommitCertificate, CommitSignature, Hash, Header,
-    LedgerError, PublicKey, Receipt, Timestamp, Tx,
+    LedgerError, PublicKey, Receipt, StateChanges, Timestamp, Tx,
 };
+
+/// Most committed heights whose state changes [`Chain`] keeps in memory.
+pub const RECENT_CHANGES_HEIGHTS: usize = 64;
+/// About how many bytes (keys plus values) of committed state changes [`Chain`] keeps in
+/// memory; the newest height is kept whatever its size.
+pub const RECENT_CHANGES_BYTES: usize = 64 * 1024 * 1024;
 
 /// A block executed against our tip, ready to commit once decided.
 #[derive(Debug)]
@@ -36,6 +52,9 @@ pub struct Executed {
     pub receipts: Vec<Receipt>,
     /// Its state change.
     pub prepared: PreparedState,
+    /// The changes `prepared` applies: the execution's own `StateChanges`, which
+    /// [`Store::prepare`] copied from. Private, so only this module pairs the two.
+    changes: Arc<StateChanges>,
 }
 
 /// Height, hash and time of the latest block (genesis: height 0, genesis hash and time).
@@ -58,6 +77,58 @@ pub struct Chain {
     genesis_time: Timestamp,
     /// The latest [`Tip`] seen; valid only while its height is the store's latest.
     tip: Arc<Mutex<Option<Tip>>>,
+    /// State changes of the most recent commits made through this chain (or a clone).
+    recent_changes: Arc<Mutex<RecentChanges>>,
+}
+
+/// The state changes of recently committed heights, bounded in heights and bytes.
+#[derive(Debug, Default)]
+struct RecentChanges {
+    /// Changes and their size in bytes, by height.
+    by_height: BTreeMap<u64, (Arc<StateChanges>, usize)>,
+    /// The sum of the sizes held.
+    bytes: usize,
+}
+
+impl RecentChanges {
+    /// Hold the changes committed at `height`, then drop the oldest heights beyond the bounds
+    /// (never the newest).
+    fn insert(&mut self, height: u64, changes: Arc<StateChanges>) {
+        let size = changes_size(&changes);
+        if let Some((_, replaced)) = self.by_height.insert(height, (changes, size)) {
+            self.bytes -= replaced;
+        }
+        self.bytes += size;
+        while self.by_height.len() > RECENT_CHANGES_HEIGHTS
+            || (self.by_height.len() > 1 && self.bytes > RECENT_CHANGES_BYTES)
+        {
+            let Some((_, (_, dropped))) = self.by_height.pop_first() else {
+                break;
+            };
+            self.bytes -= dropped;
+        }
+    }
+
+    /// Stop holding `height` (its commit failed).
+    fn remove(&mut self, height: u64) {
+        if let Some((_, size)) = self.by_height.remove(&height) {
+            self.bytes -= size;
+        }
+    }
+
+    fn get(&self, height: u64) -> Option<Arc<StateChanges>> {
+        self.by_height
+            .get(&height)
+            .map(|(changes, _)| changes.clone())
+    }
+}
+
+/// Bytes of keys and values in `changes` (what holding them costs, roughly).
+fn changes_size(changes: &StateChanges) -> usize {
+    changes
+        .iter()
+        .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+        .sum()
 }
 
 impl Chain {
@@ -80,6 +151,7 @@ impl Chain {
             genesis_hash: hash,
             genesis_time: genesis.time(),
             tip: Arc::new(Mutex::new(None)),
+            recent_changes: Arc::new(Mutex::new(RecentChanges::default())),
         })
     }
 
@@ -134,6 +206,16 @@ impl Chain {
         *self.tip.lock().unwrap_or_else(PoisonError::into_inner) = Some(tip);
     }
 
+    /// The state changes committed at `height`, if it is one of the recent heights committed
+    /// through this chain since it was opened (see the module docs for the bounds). `None`
+    /// means "not held", never "no changes": re-execute the block to learn them.
+    pub fn committed_changes(&self, height: u64) -> Option<Arc<StateChanges>> {
+        self.recent_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(height)
+    }
+
     /// The validator set that commits block `latest + 1`.
     pub fn next_validator_set(&self) -> Result<ValidatorSet> {
         let state = self.store.latest_state()?;
@@ -157,7 +239,7 @@ impl Chain {
         let tip = self.tip()?;
         let height = tip.height + 1;
         let time = time.max(tip.time.plus_millis(1));
-        let (receipts, prepared, next_set) = self.execute(height, time, &txs)?;
+        let (receipts, prepared, changes, next_set) = self.execute(height, time, &txs)?;
         let header = Header {
             chain_id: self.chain_id.clone(),
             height,
@@ -179,15 +261,18 @@ impl Chain {
             },
             receipts,
             prepared,
+            changes,
         })
     }
 
+    /// Execute `txs` on the latest state as block `height`: its receipts, prepared state, the
+    /// changes that state applies, and the validator set for the block after it.
     fn execute(
         &self,
         height: u64,
         time: Timestamp,
         txs: &[Tx],
-    ) -> Result<(Vec<Receipt>, PreparedState, ValidatorSet)> {
+    ) -> Result<(Vec<Receipt>, PreparedState, Arc<StateChanges>, ValidatorSet)> {
         let state = self.store.latest_state()?;
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
@@ -201,7 +286,12 @@ impl Chain {
             gongzhi_contracts::validator_set_for_next_block(&overlay)?
         };
         let prepared = self.store.prepare(&outcome.changes)?;
-        Ok((outcome.receipts, prepared, overlay))
+        Ok((
+            outcome.receipts,
+            prepared,
+            Arc::new(outcome.changes),
+            overlay,
+        ))
     }
 
     /// Check a block proposed by a peer for `latest + 1` and execute it. `now` bounds its time
@@ -259,7 +349,8 @@ impl Chain {
             last.verify(&self.chain_id, &self.validator_set_at(height - 1)?)?;
         }
         tx::verify_txs(&self.chain_id, &block.txs)?;
-        let (receipts, prepared, next_set) = self.execute(height, header.time, &block.txs)?;
+        let (receipts, prepared, changes, next_set) =
+            self.execute(height, header.time, &block.txs)?;
         let checks = [
             ("state_root", header.state_root, prepared.root()),
             (
@@ -287,20 +378,40 @@ impl Chain {
             block,
             receipts,
             prepared,
+            changes,
         })
     }
 
-    /// Commit an executed block with the certificate that decided it.
+    /// Commit an executed block with the certificate that decided it, and hold its state
+    /// changes for [`Chain::committed_changes`].
     pub fn commit(&self, executed: Executed, certificate: &CommitCertificate) -> Result<()> {
-        self.store
+        debug_assert!(
+            *executed.changes == *executed.prepared.changes(),
+            "an executed block's changes are the ones its prepared state applies"
+        );
+        let header = &executed.block.header;
+        // Held before the store's height moves, so the follower never sees a committed height
+        // whose changes are not held yet; taken back if the commit fails.
+        self.recent_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(header.height, executed.changes);
+        let committed = self
+            .store
             .commit(
                 &executed.block,
                 certificate,
                 &executed.receipts,
                 executed.prepared,
             )
-            .context("commit failed")?;
-        let header = &executed.block.header;
+            .context("commit failed");
+        if committed.is_err() {
+            self.recent_changes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(header.height);
+        }
+        committed?;
         self.remember_tip(Tip {
             height: header.height,
             hash: header.hash(),
@@ -399,4 +510,53 @@ fn mismatch(height: u64, field: &'static str, expected: Hash, found: Hash) -> an
         found,
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::fixture::{demo_genesis, FixtureChain};
+
+    #[test]
+    fn the_chain_holds_the_changes_of_its_recent_commits_only() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut fixture = FixtureChain::create(&dir.path().join("data"), demo_genesis())?;
+        let chain = fixture.chain().clone();
+        assert!(
+            chain.committed_changes(0).is_none(),
+            "genesis is not a commit"
+        );
+        let commits = RECENT_CHANGES_HEIGHTS as u64 + 2;
+        for _ in 0..commits {
+            fixture.commit_block(Vec::new())?;
+        }
+        assert_eq!(chain.height(), commits);
+        let held: Vec<u64> = (0..=commits + 1)
+            .filter(|h| chain.committed_changes(*h).is_some())
+            .collect();
+        assert_eq!(held, (3..=commits).collect::<Vec<_>>());
+        Ok(())
+    }
+
+    #[test]
+    fn recent_changes_keep_within_the_byte_bound_but_always_the_newest() {
+        let half: StateChanges =
+            BTreeMap::from([(vec![1], Some(vec![0; RECENT_CHANGES_BYTES / 2]))]);
+        let half = Arc::new(half);
+        let mut recent = RecentChanges::default();
+        recent.insert(1, half.clone());
+        assert!(recent.get(1).is_some());
+        recent.insert(2, half.clone());
+        assert!(recent.get(1).is_none(), "1 + 2 are over the byte bound");
+        assert!(recent.get(2).is_some());
+        assert_eq!(recent.bytes, changes_size(&half));
+
+        let whole: StateChanges = BTreeMap::from([(vec![2], Some(vec![0; RECENT_CHANGES_BYTES]))]);
+        recent.insert(3, Arc::new(whole));
+        assert!(recent.get(2).is_none());
+        assert!(
+            recent.get(3).is_some(),
+            "the newest is kept whatever its size"
+        );
+    }
 }

@@ -13,11 +13,17 @@
 //! Time: validity windows are evaluated at the node's clock, never earlier than the evaluated
 //! block's time; the answer reports that moment and the latest block's time.
 //!
-//! The index follows commits: for each new block it re-executes the block's txs over the
-//! state before it (deterministic, the same work a validator does) to get the block's state
-//! changes, and applies them with [`CheckIndex::apply`]. Block state changes are not stored, so
-//! re-execution is the cheapest exact source; a failure or mismatch rebuilds the index from
-//! the latest state. Grant events for `WatchGrants` are in `watch` below.
+//! The index follows commits: for each new block it applies the block's state changes with
+//! [`CheckIndex::apply`]. It takes them from memory when the chain still holds them
+//! ([`Chain::committed_changes`]: the changes held for height h are exactly those committed
+//! at h, the same `StateChanges` execution produced). Block state changes are not stored, so
+//! when the height is no longer held (after a restart, or a follower far behind) it
+//! re-executes the block's txs over the state before it (deterministic, the same work a
+//! validator does) and checks the receipts against the header. Either way the index gets the
+//! same changes; a failure or mismatch rebuilds the index from the latest state. Grant events
+//! for `WatchGrants` are in `watch` below.
+//!
+//! [`Chain::committed_changes`]: crate::chain::Chain::committed_changes
 
 use std::fmt::Write as _;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -26,10 +32,11 @@ use std::time::Duration;
 use gongzhi_contracts::decision::evaluate_grant;
 use gongzhi_contracts::grants::Grant as GrantRecord;
 use gongzhi_contracts::{
-    check, keys, query, CheckIndex, DatasetId, Decision, GrantId, OrgId, Page, PurposeCode,
+    check, keys, query, CheckIndex, ContractError, DatasetId, Decision, GrantId, OrgId, Page,
+    PurposeCode,
 };
 use gongzhi_ledger::codec::{from_bytes, to_bytes};
-use gongzhi_ledger::{Block, StateReader, Timestamp};
+use gongzhi_ledger::{Block, Hash, LedgerError, StateChanges, StateReader, Timestamp};
 use gongzhi_proto::v1::authorization_server::Authorization;
 use gongzhi_proto::v1::{
     consistency::Requirement, list_grants_request, BatchCheckRequest, BatchCheckResponse,
@@ -127,9 +134,17 @@ impl LatestIndex {
         while let Some(height) = self.height().filter(|h| *h < context.chain.height()) {
             let next = height + 1;
             let chain = context.chain.clone();
-            let changes = tokio::task::spawn_blocking(move || block_changes(&chain, next))
-                .await
-                .map_err(|e| e.to_string())??;
+            let (changes, source) =
+                tokio::task::spawn_blocking(move || block_changes(&chain, next))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            if source == ChangesSource::Reexecuted {
+                tracing::debug!(
+                    height = next,
+                    "check index: block changes no longer held; re-executed the block"
+                );
+            }
             let state = describe(context, next).await?;
             let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
             let indexed = guard.as_mut().ok_or("index vanished")?;
@@ -140,25 +155,72 @@ impl LatestIndex {
     }
 }
 
-/// The state changes of committed block `height`, by re-executing it on the state before it.
+/// Where the follower got a block's state changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangesSource {
+    /// Held in memory by the chain since it committed the block.
+    Committed,
+    /// Re-executed over the state before the block.
+    Reexecuted,
+}
+
+/// Why a committed block's state changes could not be had.
+#[derive(Debug, thiserror::Error)]
+enum BlockChangesError {
+    #[error("height 0 is the genesis state: it has no block to re-execute")]
+    Genesis,
+    #[error("cannot read block {height} or the state before it: {source}")]
+    Store { height: u64, source: LedgerError },
+    #[error("re-executing block {height} failed: {source}")]
+    Execution { height: u64, source: ContractError },
+    #[error(
+        "re-executing block {height} gave receipts root {found}, but its header has {expected}"
+    )]
+    ReceiptsMismatch {
+        height: u64,
+        expected: Hash,
+        found: Hash,
+    },
+}
+
+/// The state changes of committed block `height`: the ones the chain committed, if it still
+/// holds them; otherwise by re-executing the block.
 fn block_changes(
     chain: &crate::chain::Chain,
     height: u64,
-) -> Result<gongzhi_ledger::StateChanges, String> {
+) -> Result<(Arc<StateChanges>, ChangesSource), BlockChangesError> {
+    if let Some(changes) = chain.committed_changes(height) {
+        return Ok((changes, ChangesSource::Committed));
+    }
+    let changes = reexecuted_changes(chain, height)?;
+    Ok((Arc::new(changes), ChangesSource::Reexecuted))
+}
+
+/// The state changes of committed block `height`, by re-executing it on the state before it;
+/// refused if the receipts differ from its header's.
+fn reexecuted_changes(
+    chain: &crate::chain::Chain,
+    height: u64,
+) -> Result<StateChanges, BlockChangesError> {
+    let parent = height.checked_sub(1).ok_or(BlockChangesError::Genesis)?;
     let store = chain.store();
-    let block: Block = store.block(height).map_err(|e| e.to_string())?;
-    let before = store.state_at(height - 1).map_err(|e| e.to_string())?;
+    let read = |source| BlockChangesError::Store { height, source };
+    let block: Block = store.block(height).map_err(read)?;
+    let before = store.state_at(parent).map_err(read)?;
     let ctx = gongzhi_contracts::BlockContext {
         chain_id: chain.chain_id().to_string(),
         height,
         time: block.header.time,
     };
-    let outcome =
-        gongzhi_contracts::execute_block(&before, &ctx, &block.txs).map_err(|e| e.to_string())?;
-    if Block::compute_receipts_root(&outcome.receipts) != block.header.receipts_root {
-        return Err(format!(
-            "re-executing block {height} gave other receipts than its header"
-        ));
+    let outcome = gongzhi_contracts::execute_block(&before, &ctx, &block.txs)
+        .map_err(|source| BlockChangesError::Execution { height, source })?;
+    let found = Block::compute_receipts_root(&outcome.receipts);
+    if found != block.header.receipts_root {
+        return Err(BlockChangesError::ReceiptsMismatch {
+            height,
+            expected: block.header.receipts_root,
+            found,
+        });
     }
     Ok(outcome.changes)
 }
@@ -739,5 +801,76 @@ impl Authorization for AuthorizationService {
         })
         .await
         .map_err(internal)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::fixture::{demo_genesis, run_demo_story, FixtureChain};
+    use crate::chain::Chain;
+
+    #[test]
+    fn the_follower_takes_committed_changes_and_gets_the_index_re_execution_gives(
+    ) -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let mut fixture = FixtureChain::create(&data, demo_genesis())?;
+        let genesis_index = CheckIndex::build(&fixture.chain().store().state_at(0)?)?;
+        run_demo_story(&mut fixture)?;
+        let chain = fixture.chain().clone();
+        let latest = chain.height();
+        assert!(
+            latest >= 13,
+            "the demo story commits 13 blocks, got {latest}"
+        );
+
+        let mut from_memory = genesis_index.clone();
+        let mut from_reexecution = genesis_index.clone();
+        let mut held = Vec::new();
+        for height in 1..=latest {
+            let (changes, source) = block_changes(&chain, height)?;
+            assert_eq!(source, ChangesSource::Committed, "block {height}");
+            let reexecuted = reexecuted_changes(&chain, height)?;
+            assert_eq!(
+                *changes, reexecuted,
+                "block {height}: the changes held differ from re-executing it"
+            );
+            from_memory.apply(&changes)?;
+            from_reexecution.apply(&reexecuted)?;
+            held.push(changes);
+        }
+        assert_ne!(
+            from_memory, genesis_index,
+            "the story must change the index, or comparing indexes shows nothing"
+        );
+        assert_eq!(from_memory, from_reexecution);
+        assert_eq!(
+            from_memory,
+            CheckIndex::build(&chain.store().latest_state()?)?
+        );
+
+        // After a restart nothing is held: the follower re-executes, to the same changes.
+        drop(chain);
+        drop(fixture);
+        let reopened = Chain::open(&data, &demo_genesis())?;
+        for (height, held) in (1..=latest).zip(&held) {
+            assert!(reopened.committed_changes(height).is_none());
+            let (changes, source) = block_changes(&reopened, height)?;
+            assert_eq!(source, ChangesSource::Reexecuted, "block {height}");
+            assert_eq!(changes, *held, "block {height}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn genesis_has_no_block_to_re_execute() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let fixture = FixtureChain::create(&dir.path().join("data"), demo_genesis())?;
+        assert!(matches!(
+            block_changes(fixture.chain(), 0),
+            Err(BlockChangesError::Genesis)
+        ));
+        Ok(())
     }
 }
