@@ -350,14 +350,8 @@ mod tests {
 
     use super::*;
     use crate::store::state_tree::empty_root;
+    use crate::store::testkit::changes;
     use crate::store::MemoryStateTree;
-
-    fn changes(pairs: &[(&str, Option<&str>)]) -> StateChanges {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
-            .collect()
-    }
 
     #[test]
     fn small_trees_match_jmt() {

@@ -291,13 +291,7 @@ impl TreeReader for MemoryStateTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn changes(pairs: &[(&str, Option<&str>)]) -> StateChanges {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
-            .collect()
-    }
+    use crate::store::testkit::changes;
 
     #[test]
     fn empty_genesis_has_the_empty_root() {

@@ -238,3 +238,11 @@ fn mix(a: u64, b: u64, c: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// State changes from text pairs (`None` deletes): `changes(&[("a", Some("1")), ("b", None)])`.
+pub fn changes(pairs: &[(&str, Option<&str>)]) -> StateChanges {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+        .collect()
+}
