@@ -99,9 +99,67 @@ impl Tx {
 
 /// Verify the chain id of every tx, then all signatures in one batch.
 pub fn verify_txs(chain_id: &str, txs: &[Tx]) -> Result<(), LedgerError> {
+    verify_txs_except(chain_id, txs, |_| false)
+}
+
+/// [`verify_txs`], skipping the signatures of txs for which `verified` is true: txs whose
+/// signature this process already checked for `chain_id` (a node's mempool admits a tx only after
+/// checking it, keyed by the tx hash, which covers the signature). Skipping them cannot change
+/// the verdict: a signature that passed [`crypto::verify`] or a batch satisfies the batch
+/// equation on its own, so it passes every later batch too. Chain ids are checked for all txs; a
+/// bad signature is named by its index in `txs`.
+pub fn verify_txs_except(
+    chain_id: &str,
+    txs: &[Tx],
+    verified: impl Fn(&Tx) -> bool,
+) -> Result<(), LedgerError> {
     for tx in txs {
         tx.check_chain(chain_id)?;
     }
-    let items: Vec<SignedMessage> = txs.iter().map(Tx::signed_message).collect();
-    crypto::verify_batch(&items)
+    let unverified: Vec<usize> = (0..txs.len()).filter(|&i| !verified(&txs[i])).collect();
+    let items: Vec<SignedMessage> = unverified
+        .iter()
+        .map(|&i| txs[i].signed_message())
+        .collect();
+    crypto::verify_batch(&items).map_err(|e| match e {
+        LedgerError::BadSignatureInBatch { index, signer } => LedgerError::BadSignatureInBatch {
+            index: unverified.get(index).copied().unwrap_or(index),
+            signer,
+        },
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(count: u8) -> Vec<Tx> {
+        (0..count)
+            .map(|i| Tx::sign(&Keypair::from_secret([i + 1; 32]), "c", 1, vec![i]))
+            .collect()
+    }
+
+    #[test]
+    fn skipping_verified_txs_names_a_bad_one_by_its_block_index() {
+        let mut txs = signed(5);
+        txs[3].signature.0[40] ^= 1;
+        assert!(verify_txs("c", &txs).is_err());
+        let first_two = |tx: &Tx| tx.body.call[0] < 2;
+        match verify_txs_except("c", &txs, first_two) {
+            Err(LedgerError::BadSignatureInBatch { index, signer }) => {
+                assert_eq!((index, signer), (3, txs[3].body.signer));
+            }
+            other => panic!("expected tx 3 to be named, got {other:?}"),
+        }
+        // The caller's word is taken for the txs it says it checked.
+        assert!(verify_txs_except("c", &txs, |tx| tx.body.call[0] == 3).is_ok());
+        // Chain ids are checked for every tx, checked signature or not.
+        let mut other_chain = signed(2);
+        other_chain[1].body.chain_id = "d".into();
+        assert!(matches!(
+            verify_txs_except("c", &other_chain, |_| true),
+            Err(LedgerError::WrongChainId { .. })
+        ));
+    }
 }

@@ -295,11 +295,14 @@ impl Chain {
     }
 
     /// Check a block proposed by a peer for `latest + 1` and execute it. `now` bounds its time
-    /// (`None` when replaying history, where only monotonicity is checked).
+    /// (`None` when replaying history, where only monotonicity is checked). Signatures of txs
+    /// for which `verified` is true are not checked again (see [`tx::verify_txs_except`]: only
+    /// pass txs this node already verified, such as those in its mempool).
     pub fn execute_proposal(
         &self,
         block: Block,
         now: Option<(Timestamp, u64)>,
+        verified: &dyn Fn(&Tx) -> bool,
     ) -> Result<Executed> {
         block.validate_basic(&self.chain_id)?;
         let height = self.height() + 1;
@@ -348,7 +351,7 @@ impl Chain {
         if let Some(last) = &block.last_commit {
             last.verify(&self.chain_id, &self.validator_set_at(height - 1)?)?;
         }
-        tx::verify_txs(&self.chain_id, &block.txs)?;
+        tx::verify_txs_except(&self.chain_id, &block.txs, verified)?;
         let (receipts, prepared, changes, next_set) =
             self.execute(height, header.time, &block.txs)?;
         let checks = [
@@ -432,7 +435,7 @@ impl Chain {
             );
         }
         certificate.verify(&self.chain_id, &self.next_validator_set()?)?;
-        let executed = self.execute_proposal(block, None)?;
+        let executed = self.execute_proposal(block, None, &|_| false)?;
         self.commit(executed, certificate)
     }
 

@@ -27,7 +27,7 @@ use gongzhi_consensus::{
     SignedVote, ValueId,
 };
 use gongzhi_ledger::wal::Wal;
-use gongzhi_ledger::{Block, Canonical, CommitCertificate, Hash, PublicKey, Timestamp};
+use gongzhi_ledger::{Block, Canonical, CommitCertificate, Hash, PublicKey, Timestamp, Tx};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -688,13 +688,28 @@ impl Driver {
         Ok(value)
     }
 
+    /// Whether a tx is in the mempool, which admits only txs whose signature it verified: such
+    /// txs need no second signature check in a proposal.
+    fn admitted_txs(&self) -> impl Fn(&Tx) -> bool {
+        let mempool = Arc::clone(&self.mempool);
+        move |tx: &Tx| {
+            let hash = tx.hash();
+            mempool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&hash)
+        }
+    }
+
     fn verify_value(&mut self, height: Height, value: ValueId) -> Result<()> {
         let valid = if self.executed.contains_key(&value) {
             true
         } else if let Some(block) = self.blocks.get(&value).cloned() {
             let drift = self.config.max_clock_drift_ms;
+            let in_mempool = self.admitted_txs();
             match tokio::task::block_in_place(|| {
-                self.chain.execute_proposal(block, Some((now(), drift)))
+                self.chain
+                    .execute_proposal(block, Some((now(), drift)), &in_mempool)
             }) {
                 Ok(executed) => {
                     self.executed.insert(value, executed);
@@ -722,9 +737,10 @@ impl Driver {
         };
         if !self.executed.contains_key(&value) {
             if let Some(block) = self.blocks.get(&value).cloned() {
-                if let Ok(executed) =
-                    tokio::task::block_in_place(|| self.chain.execute_proposal(block, None))
-                {
+                let in_mempool = self.admitted_txs();
+                if let Ok(executed) = tokio::task::block_in_place(|| {
+                    self.chain.execute_proposal(block, None, &in_mempool)
+                }) {
                     self.executed.insert(value, executed);
                 }
             }
