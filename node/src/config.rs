@@ -109,6 +109,10 @@ pub struct ConsensusSection {
     pub timeout_per_round_ms: u64,
     /// Make an empty block after this many milliseconds without txs (0 = only when txs wait).
     pub empty_block_interval_ms: u64,
+    /// Start the next height at least this many milliseconds after a commit unless a full
+    /// block of txs is already waiting (CometBFT's `timeout_commit`): fewer, fuller blocks at
+    /// moderate load, for at most this much extra latency (0 = start as soon as txs wait).
+    pub min_block_interval_ms: u64,
     /// Most txs in one block. The default keeps a block's execution on every validator well
     /// inside the propose timeout on a small (2-core) machine.
     pub max_block_txs: usize,
@@ -127,6 +131,7 @@ impl Default for ConsensusSection {
             timeout_precommit_ms: 1000,
             timeout_per_round_ms: 500,
             empty_block_interval_ms: 5000,
+            min_block_interval_ms: 100,
             max_block_txs: 2_000,
             max_block_bytes: 3 * 1024 * 1024,
             max_clock_drift_ms: 10_000,

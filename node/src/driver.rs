@@ -9,8 +9,9 @@
 //!
 //! Blocks travel with their proposal (`ConsensusWire::Proposal`); a block is executed before we
 //! prevote for it (`VerifyValue`) and the proposer executes its own before proposing, so the
-//! header's state root is checked by every validator. With no pending txs the next height
-//! starts only after `empty_block_interval_ms` (or when a peer's message shows it started).
+//! header's state root is checked by every validator. The next height starts once txs wait and
+//! `min_block_interval_ms` has passed since the commit (at once if a full block waits); with no
+//! pending txs, only after `empty_block_interval_ms` (or when a peer's message shows it started).
 //! A node that is behind (or an observer) catches up by block sync, verifying each certificate.
 //!
 //! Gossiped tx batches never touch this task's time: they go to a separate ingest task that
@@ -311,7 +312,8 @@ impl Driver {
         mut network_events: mpsc::Receiver<NetworkEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // Fine enough for `min_block_interval_ms`; rebroadcasts keep their own pace.
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_tick = tokio::time::interval(Duration::from_millis(if self.core.is_some() {
             1000
@@ -515,15 +517,16 @@ impl Driver {
         let Some(next) = self.pending_start else {
             return Ok(());
         };
-        let has_txs = !self
-            .mempool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
+        let (has_txs, full_block) = {
+            let pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            (!pool.is_empty(), pool.len() >= self.config.max_block_txs)
+        };
+        let since_commit = self.last_commit_at.elapsed();
+        let min_interval = Duration::from_millis(self.config.min_block_interval_ms);
+        let txs_due = has_txs && (full_block || since_commit >= min_interval);
         let interval = self.config.empty_block_interval_ms;
-        let idle_due =
-            interval > 0 && self.last_commit_at.elapsed() >= Duration::from_millis(interval);
-        if has_txs || idle_due {
+        let idle_due = interval > 0 && since_commit >= Duration::from_millis(interval);
+        if txs_due || idle_due {
             self.start_height(next)?;
         }
         Ok(())
