@@ -711,14 +711,11 @@ impl Authorization for AuthorizationService {
         )
         .await?;
         let time = crate::driver::now().max(cursor.state.block_time);
-        let context = self.context.clone();
         let include_inactive = r.include_inactive;
-        // Reading every grant of a filter is store work: off the API thread, which also
-        // serves other connections' checks.
-        let grants: Vec<Grant> = tokio::task::spawn_blocking(move || {
-            let state = cursor.state.open(&context)?;
-            Ok::<_, Status>(
-                whole_list(&state, &filter)?
+        let grants: Vec<Grant> = cursor
+            .state
+            .read(&self.context, move |state| {
+                Ok(whole_list(state, &filter)?
                     .iter()
                     .map(|g| grant_message(g, time))
                     .filter(|g| {
@@ -726,11 +723,9 @@ impl Authorization for AuthorizationService {
                             || g.status == GrantStatus::Active as i32
                             || g.status == GrantStatus::AwaitingCoApproval as i32
                     })
-                    .collect(),
-            )
-        })
-        .await
-        .map_err(internal)??;
+                    .collect())
+            })
+            .await?;
         let total_size = grants.len() as u64;
         let (grants, next_page_token) = cursor.page(grants);
         Ok(Response::new(ListGrantsResponse {
@@ -774,33 +769,31 @@ impl Authorization for AuthorizationService {
             .borrow()
             .block_time
             .max(state.block_time);
-        let context = self.context.clone();
-        tokio::task::spawn_blocking(move || {
-            let view = state.open(&context)?;
-            let decision = check(&view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time)
-                .map_err(internal)?;
-            let ids: Vec<GrantId> = match view
-                .get(&keys::access_index(&q.grantee, &q.dataset))
-                .map_err(internal)?
-            {
-                Some(bytes) => from_bytes(&bytes, "access index").map_err(internal)?,
-                None => Vec::new(),
-            };
-            let mut grants = Vec::with_capacity(ids.len());
-            for id in ids {
-                let grant = query::get_grant(&view, id)
+        state
+            .read(&self.context, move |view| {
+                let decision = check(view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time)
+                    .map_err(internal)?;
+                let ids: Vec<GrantId> = match view
+                    .get(&keys::access_index(&q.grantee, &q.dataset))
                     .map_err(internal)?
-                    .ok_or_else(|| Status::internal(format!("{id} is indexed but missing")))?;
-                grants.push(evaluate_one(&view, &grant, &q, time)?);
-            }
-            grants.sort_by_key(|g| g.grant.as_ref().map_or(0, |g| g.grant_id));
-            Ok(Response::new(ExplainDenialResponse {
-                decision: Some(answer(&decision, &state, time, latest_block_time)),
-                grants,
-            }))
-        })
-        .await
-        .map_err(internal)?
+                {
+                    Some(bytes) => from_bytes(&bytes, "access index").map_err(internal)?,
+                    None => Vec::new(),
+                };
+                let mut grants = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let grant = query::get_grant(view, id)
+                        .map_err(internal)?
+                        .ok_or_else(|| Status::internal(format!("{id} is indexed but missing")))?;
+                    grants.push(evaluate_one(view, &grant, &q, time)?);
+                }
+                grants.sort_by_key(|g| g.grant.as_ref().map_or(0, |g| g.grant_id));
+                Ok(Response::new(ExplainDenialResponse {
+                    decision: Some(answer(&decision, &state, time, latest_block_time)),
+                    grants,
+                }))
+            })
+            .await
     }
 }
 

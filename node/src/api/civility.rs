@@ -79,8 +79,11 @@ impl Civility for CivilityService {
         let id = resident(&request.resident_id)?;
         let resolved =
             resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let state = resolved.open(&self.context)?;
-        let balance = query::balance(&state, &id).map_err(internal)?;
+        let balance = resolved
+            .read(&self.context, move |state| {
+                query::balance(state, &id).map_err(internal)
+            })
+            .await?;
         Ok(Response::new(GetBalanceResponse {
             resident_id: request.resident_id,
             balance,
@@ -102,22 +105,24 @@ impl Civility for CivilityService {
             &request.page_token,
         )
         .await?;
-        let state = cursor.state.open(&self.context)?;
         // The list is oldest first; newest first means counting from its end.
-        let total = query::history(&state, &id, Page { start: 0, limit: 0 })
-            .map_err(internal)?
-            .total;
-        let newest_index = total.saturating_sub(cursor.offset); // one past the newest on this page
-        let oldest_index = newest_index.saturating_sub(cursor.limit);
-        let chunk = query::history(
-            &state,
-            &id,
-            Page {
-                start: oldest_index,
-                limit: newest_index - oldest_index,
-            },
-        )
-        .map_err(internal)?;
+        let (total, newest_index, oldest_index, chunk) = cursor
+            .state
+            .read(&self.context, move |state| {
+                let total = query::history(state, &id, Page { start: 0, limit: 0 })
+                    .map_err(internal)?
+                    .total;
+                // One past the newest on this page.
+                let newest_index = total.saturating_sub(cursor.offset);
+                let oldest_index = newest_index.saturating_sub(cursor.limit);
+                let page = Page {
+                    start: oldest_index,
+                    limit: newest_index - oldest_index,
+                };
+                let chunk = query::history(state, &id, page).map_err(internal)?;
+                Ok((total, newest_index, oldest_index, chunk))
+            })
+            .await?;
         let records = chunk.items.iter().rev().map(record).collect();
         let next_page_token = if oldest_index > 0 {
             format!(

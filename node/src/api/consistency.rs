@@ -52,6 +52,22 @@ impl ResolvedState {
             .state_at(self.height)
             .map_err(internal)
     }
+
+    /// Run `read` on [`ResolvedState::open`]'s state on the blocking pool: store reads must not
+    /// stall the API thread, which serves other connections' calls too.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        context: &NodeContext,
+        read: impl FnOnce(&HistoricState<'_>) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let (height, chain) = (self.height, context.chain.clone());
+        tokio::task::spawn_blocking(move || {
+            let state = chain.store().state_at(height).map_err(internal)?;
+            read(&state)
+        })
+        .await
+        .map_err(internal)?
+    }
 }
 
 fn describe(context: &NodeContext, height: u64) -> Result<ResolvedState, Status> {

@@ -331,14 +331,19 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = cursor.state.open(&self.context)?;
-        let mut orgs: Vec<Organization> = query::list_orgs(&state)
-            .map_err(contract)?
-            .iter()
-            .filter(|o| request.include_removed || o.status != OrgStatus::Removed)
-            .map(organization)
-            .filter(|o| role_filter.is_none_or(|r| o.roles.contains(&r)))
-            .collect();
+        let include_removed = request.include_removed;
+        let mut orgs: Vec<Organization> = cursor
+            .state
+            .read(&self.context, move |state| {
+                Ok(query::list_orgs(state)
+                    .map_err(contract)?
+                    .iter()
+                    .filter(|o| include_removed || o.status != OrgStatus::Removed)
+                    .map(organization)
+                    .filter(|o| role_filter.is_none_or(|r| o.roles.contains(&r)))
+                    .collect())
+            })
+            .await?;
         orgs.sort_by(|a, b| a.org_id.cmp(&b.org_id));
         let total_size = orgs.len() as u64;
         let (organizations, next_page_token) = cursor.page(orgs);
@@ -360,8 +365,13 @@ impl Registry for RegistryService {
         let id = id_field(&request.dataset_id, "dataset_id")?;
         let resolved =
             resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let state = resolved.open(&self.context)?;
-        match query::get_dataset(&state, &DatasetId::from(id)).map_err(contract)? {
+        let dataset_id = DatasetId::from(id);
+        let found = resolved
+            .read(&self.context, move |state| {
+                query::get_dataset(state, &dataset_id).map_err(contract)
+            })
+            .await?;
+        match found {
             Some(record) => Ok(Response::new(GetDatasetResponse {
                 dataset: Some(dataset(&record)),
                 state: Some(resolved.to_proto()),
@@ -386,13 +396,18 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = cursor.state.open(&self.context)?;
-        let mut all: Vec<Dataset> = query::list_datasets(&state)
-            .map_err(contract)?
-            .iter()
-            .filter(|d| request.owner_org_id.is_empty() || d.owner.as_str() == request.owner_org_id)
-            .map(dataset)
-            .collect();
+        let owner = request.owner_org_id;
+        let mut all: Vec<Dataset> = cursor
+            .state
+            .read(&self.context, move |state| {
+                Ok(query::list_datasets(state)
+                    .map_err(contract)?
+                    .iter()
+                    .filter(|d| owner.is_empty() || d.owner.as_str() == owner)
+                    .map(dataset)
+                    .collect())
+            })
+            .await?;
         all.sort_by(|a, b| a.dataset_id.cmp(&b.dataset_id));
         let total_size = all.len() as u64;
         let (datasets, next_page_token) = cursor.page(all);
@@ -427,18 +442,23 @@ impl Registry for RegistryService {
             &request.page_token,
         )
         .await?;
-        let state = cursor.state.open(&self.context)?;
-        let orgs = query::list_orgs(&state).map_err(contract)?;
-        let mut records = Vec::new();
-        let mut page = Page::first(Page::MAX_LIMIT);
-        loop {
-            let chunk = query::list_proposals(&state, page).map_err(contract)?;
-            records.extend(chunk.items);
-            match chunk.next {
-                Some(next) => page.start = next,
-                None => break,
-            }
-        }
+        let (orgs, records) = cursor
+            .state
+            .read(&self.context, |state| {
+                let orgs = query::list_orgs(state).map_err(contract)?;
+                let mut records = Vec::new();
+                let mut page = Page::first(Page::MAX_LIMIT);
+                loop {
+                    let chunk = query::list_proposals(state, page).map_err(contract)?;
+                    records.extend(chunk.items);
+                    match chunk.next {
+                        Some(next) => page.start = next,
+                        None => break,
+                    }
+                }
+                Ok((orgs, records))
+            })
+            .await?;
         let mut all: Vec<Proposal> = records
             .iter()
             .rev()
