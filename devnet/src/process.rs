@@ -169,10 +169,40 @@ pub fn wait_until<T>(
     }
 }
 
-/// A loopback port that was free a moment ago (the OS picks it).
+/// Ports handed to nodes are taken from here: below Linux's ephemeral range (32768–60999), so
+/// no outgoing connection can take a port between the check and the node's bind.
+const NODE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port for a node to listen on: free when checked, never handed out twice by this
+/// process, and outside the ephemeral range the OS gives outgoing connections. (Asking the OS
+/// for port 0 raced with the many dials of devnets started side by side: a node then found its
+/// port taken and exited.) Each process starts its search at a place of its own, so devnets
+/// of different processes rarely try the same ports.
 pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
+    static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
+    let mut next = NEXT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let span = NODE_PORTS.end - NODE_PORTS.start;
+    let mut candidate =
+        next.unwrap_or(NODE_PORTS.start + (std::process::id() % u32::from(span)) as u16);
+    for _ in 0..span {
+        let port = candidate;
+        candidate = if candidate + 1 >= NODE_PORTS.end {
+            NODE_PORTS.start
+        } else {
+            candidate + 1
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            *next = Some(candidate);
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no free loopback port in {}..{}",
+        NODE_PORTS.start,
+        NODE_PORTS.end
+    )
 }
 
 /// The `gongzhi` binary cargo built next to the running test executable

@@ -18,7 +18,19 @@ use gongzhi_proto::v1::{consistency::Requirement, Consistency, StateRef};
 use tonic::Status;
 
 use crate::run::NodeContext;
-use gongzhi_ledger::store::HistoricState;
+use gongzhi_ledger::store::{HistoricState, Store};
+
+/// Run `read` on the node's store on the blocking pool: store reads must not stall the API
+/// thread, which serves other connections' calls too.
+pub async fn read_store<T: Send + 'static>(
+    context: &NodeContext,
+    read: impl FnOnce(&Store) -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    let chain = context.chain.clone();
+    tokio::task::spawn_blocking(move || read(chain.store()))
+        .await
+        .map_err(internal)?
+}
 
 /// The state a read was evaluated at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,20 +65,18 @@ impl ResolvedState {
             .map_err(internal)
     }
 
-    /// Run `read` on [`ResolvedState::open`]'s state on the blocking pool: store reads must not
-    /// stall the API thread, which serves other connections' calls too.
+    /// Run `read` on [`ResolvedState::open`]'s state on the blocking pool ([`read_store`]).
     pub async fn read<T: Send + 'static>(
         &self,
         context: &NodeContext,
         read: impl FnOnce(&HistoricState<'_>) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let (height, chain) = (self.height, context.chain.clone());
-        tokio::task::spawn_blocking(move || {
-            let state = chain.store().state_at(height).map_err(internal)?;
+        let height = self.height;
+        read_store(context, move |store| {
+            let state = store.state_at(height).map_err(internal)?;
             read(&state)
         })
         .await
-        .map_err(internal)?
     }
 }
 

@@ -15,7 +15,7 @@ use gongzhi_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::consistency::{deadline_of, resolve_height};
+use super::consistency::{deadline_of, internal, read_store, resolve_height};
 use super::convert::{committed_block, hash_field, receipt};
 use crate::mempool::MempoolError;
 use crate::run::NodeContext;
@@ -58,21 +58,17 @@ pub fn mempool_status(e: &MempoolError) -> Status {
 type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status>> + Send>>;
 
 impl LedgerService {
-    fn tx_receipt(&self, hash: &Hash) -> Result<Option<gongzhi_proto::v1::TxReceipt>, Status> {
-        let store = self.context.chain.store();
-        let Some((height, index, _)) = store
-            .tx(hash)
-            .map_err(|e| Status::internal(e.to_string()))?
-        else {
-            return Ok(None);
-        };
-        let Some(r) = store
-            .receipt(hash)
-            .map_err(|e| Status::internal(e.to_string()))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(receipt(&r, height, index)))
+    async fn tx_receipt(&self, hash: Hash) -> Result<Option<gongzhi_proto::v1::TxReceipt>, Status> {
+        read_store(&self.context, move |store| {
+            let Some((height, index, _)) = store.tx(&hash).map_err(internal)? else {
+                return Ok(None);
+            };
+            let Some(r) = store.receipt(&hash).map_err(internal)? else {
+                return Ok(None);
+            };
+            Ok(Some(receipt(&r, height, index)))
+        })
+        .await
     }
 }
 
@@ -128,7 +124,7 @@ impl Ledger for LedgerService {
         }
         let wait = async {
             loop {
-                if let Some(r) = self.tx_receipt(&hash)? {
+                if let Some(r) = self.tx_receipt(hash).await? {
                     return Ok::<_, Status>(r);
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), commits.recv()).await;
@@ -153,11 +149,11 @@ impl Ledger for LedgerService {
         request: Request<GetTxRequest>,
     ) -> Result<Response<GetTxResponse>, Status> {
         let hash = hash_field(&request.into_inner().tx_hash, "tx_hash")?;
-        let store = self.context.chain.store();
-        if let Some((height, index, tx)) = store
-            .tx(&hash)
-            .map_err(|e| Status::internal(e.to_string()))?
-        {
+        let committed = read_store(&self.context, move |store| {
+            store.tx(&hash).map_err(internal)
+        })
+        .await?;
+        if let Some((height, index, tx)) = committed {
             return Ok(Response::new(GetTxResponse {
                 tx: tx.encode(),
                 tx_hash: hash.0.to_vec(),
@@ -192,7 +188,7 @@ impl Ledger for LedgerService {
         request: Request<GetReceiptRequest>,
     ) -> Result<Response<GetReceiptResponse>, Status> {
         let hash = hash_field(&request.into_inner().tx_hash, "tx_hash")?;
-        match self.tx_receipt(&hash)? {
+        match self.tx_receipt(hash).await? {
             Some(r) => Ok(Response::new(GetReceiptResponse { receipt: Some(r) })),
             None => Err(Status::not_found(format!("no committed tx {hash}"))),
         }
@@ -202,36 +198,34 @@ impl Ledger for LedgerService {
         &self,
         request: Request<GetBlockRequest>,
     ) -> Result<Response<GetBlockResponse>, Status> {
-        let store = self.context.chain.store();
         let latest = self.context.chain.height();
-        let height = match request.into_inner().block {
-            Some(get_block_request::Block::Height(h)) => {
-                if h == 0 || h > latest {
-                    return Err(Status::out_of_range(format!(
-                        "no block at height {h} (blocks 1..={latest} exist)"
-                    )));
+        let wanted = request.into_inner().block;
+        let block = read_store(&self.context, move |store| {
+            let height = match wanted {
+                Some(get_block_request::Block::Height(h)) => {
+                    if h == 0 || h > latest {
+                        return Err(Status::out_of_range(format!(
+                            "no block at height {h} (blocks 1..={latest} exist)"
+                        )));
+                    }
+                    h
                 }
-                h
-            }
-            Some(get_block_request::Block::Hash(bytes)) => {
-                let hash = hash_field(&bytes, "hash")?;
-                store
-                    .block_height(&hash)
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .ok_or_else(|| Status::not_found(format!("no block with hash {hash}")))?
-            }
-            None if latest == 0 => return Err(Status::not_found("no block committed yet")),
-            None => latest,
-        };
-        let block = store
-            .block(height)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let cert = store
-            .certificate(height)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(GetBlockResponse {
-            block: Some(committed_block(&block, &cert)),
-        }))
+                Some(get_block_request::Block::Hash(bytes)) => {
+                    let hash = hash_field(&bytes, "hash")?;
+                    store
+                        .block_height(&hash)
+                        .map_err(internal)?
+                        .ok_or_else(|| Status::not_found(format!("no block with hash {hash}")))?
+                }
+                None if latest == 0 => return Err(Status::not_found("no block committed yet")),
+                None => latest,
+            };
+            let block = store.block(height).map_err(internal)?;
+            let cert = store.certificate(height).map_err(internal)?;
+            Ok(committed_block(&block, &cert))
+        })
+        .await?;
+        Ok(Response::new(GetBlockResponse { block: Some(block) }))
     }
 
     type StreamBlocksStream = BlockStream;
@@ -247,13 +241,15 @@ impl Ledger for LedgerService {
             let mut commits = context.driver.commits.subscribe();
             loop {
                 while next <= context.chain.height() {
-                    let store = context.chain.store();
-                    let item = match (store.block(next), store.certificate(next)) {
-                        (Ok(block), Ok(cert)) => Ok(StreamBlocksResponse {
+                    let height = next;
+                    let item = read_store(&context, move |store| {
+                        let block = store.block(height).map_err(internal)?;
+                        let cert = store.certificate(height).map_err(internal)?;
+                        Ok(StreamBlocksResponse {
                             block: Some(committed_block(&block, &cert)),
-                        }),
-                        (Err(e), _) | (_, Err(e)) => Err(Status::internal(e.to_string())),
-                    };
+                        })
+                    })
+                    .await;
                     if tx.send(item).await.is_err() {
                         return; // client went away
                     }
@@ -280,14 +276,15 @@ impl Ledger for LedgerService {
             return Err(Status::invalid_argument("key is empty"));
         }
         let state = resolve_height(&self.context, request.consistency.as_ref(), deadline).await?;
-        let (value, proof) = self
-            .context
-            .chain
-            .store()
-            .get_with_proof(&request.key, state.height)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let key = request.key;
+        let height = state.height;
+        let (key, value, proof) = read_store(&self.context, move |store| {
+            let (value, proof) = store.get_with_proof(&key, height).map_err(internal)?;
+            Ok((key, value, proof))
+        })
+        .await?;
         Ok(Response::new(GetStateProofResponse {
-            key: request.key,
+            key,
             value,
             proof: proof.encode(),
             state: Some(state.to_proto()),
