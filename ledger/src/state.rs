@@ -46,6 +46,24 @@ pub fn apply_changes(state: &mut MemoryState, changes: &StateChanges) {
     }
 }
 
+/// A block's changes seen on top of the state before it, without copying either.
+#[derive(Debug)]
+pub struct AfterChanges<'a, S: StateReader + ?Sized> {
+    /// The state before the changes.
+    pub base: &'a S,
+    /// The changes.
+    pub changes: &'a StateChanges,
+}
+
+impl<S: StateReader + ?Sized> StateReader for AfterChanges<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.changes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
+        }
+    }
+}
+
 /// Pending writes layered over a base state: reads see the writes first.
 #[derive(Debug)]
 pub struct Overlay<'a, S: StateReader + ?Sized> {

@@ -19,8 +19,8 @@
 //! heights and about [`RECENT_CHANGES_BYTES`] of keys and values) are kept in memory for the
 //! API's check-index follower, which would otherwise re-execute each block to learn them.
 //! Invariant: the changes held for height h are exactly those committed at h — the very
-//! `StateChanges` execution produced and [`Store::prepare`] copied into the [`PreparedState`]
-//! that was committed, shared (not copied again). They are recorded just before the store's
+//! `StateChanges` execution produced, moved into the [`PreparedState`] that was committed
+//! ([`Store::prepare_owned`]) and shared from there ([`PreparedState::shared_changes`]). They are recorded just before the store's
 //! write, so a follower that sees height h committed finds them, and dropped again if that
 //! write fails. Nothing is held across a restart.
 
@@ -33,8 +33,8 @@ use gongzhi_consensus::{SignedVote, ValidatorSet};
 use gongzhi_contracts::{BlockContext, Genesis};
 use gongzhi_ledger::store::{PreparedState, Store};
 use gongzhi_ledger::{
-    tx, validator_set_hash, Block, Canonical, CommitCertificate, CommitSignature, Hash, Header,
-    LedgerError, PublicKey, Receipt, StateChanges, Timestamp, Tx,
+    tx, validator_set_hash, AfterChanges, Block, Canonical, CommitCertificate, CommitSignature,
+    Hash, Header, LedgerError, PublicKey, Receipt, StateChanges, Timestamp, Tx,
 };
 
 /// Most committed heights whose state changes [`Chain`] keeps in memory.
@@ -52,9 +52,6 @@ pub struct Executed {
     pub receipts: Vec<Receipt>,
     /// Its state change.
     pub prepared: PreparedState,
-    /// The changes `prepared` applies: the execution's own `StateChanges`, which
-    /// [`Store::prepare`] copied from. Private, so only this module pairs the two.
-    changes: Arc<StateChanges>,
 }
 
 /// Height, hash and time of the latest block (genesis: height 0, genesis hash and time).
@@ -239,7 +236,7 @@ impl Chain {
         let tip = self.tip()?;
         let height = tip.height + 1;
         let time = time.max(tip.time.plus_millis(1));
-        let (receipts, prepared, changes, next_set) = self.execute(height, time, &txs)?;
+        let (receipts, prepared, next_set) = self.execute(height, time, &txs)?;
         let header = Header {
             chain_id: self.chain_id.clone(),
             height,
@@ -261,18 +258,17 @@ impl Chain {
             },
             receipts,
             prepared,
-            changes,
         })
     }
 
-    /// Execute `txs` on the latest state as block `height`: its receipts, prepared state, the
-    /// changes that state applies, and the validator set for the block after it.
+    /// Execute `txs` on the latest state as block `height`: its receipts, prepared state and
+    /// the validator set for the block after it.
     fn execute(
         &self,
         height: u64,
         time: Timestamp,
         txs: &[Tx],
-    ) -> Result<(Vec<Receipt>, PreparedState, Arc<StateChanges>, ValidatorSet)> {
+    ) -> Result<(Vec<Receipt>, PreparedState, ValidatorSet)> {
         let state = self.store.latest_state()?;
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
@@ -280,18 +276,12 @@ impl Chain {
             time,
         };
         let outcome = gongzhi_contracts::execute_block(&state, &ctx, txs)?;
-        let overlay = {
-            let mut overlay = gongzhi_ledger::Overlay::new(&state);
-            overlay.merge(outcome.changes.clone());
-            gongzhi_contracts::validator_set_for_next_block(&overlay)?
-        };
-        let prepared = self.store.prepare(&outcome.changes)?;
-        Ok((
-            outcome.receipts,
-            prepared,
-            Arc::new(outcome.changes),
-            overlay,
-        ))
+        let next_set = gongzhi_contracts::validator_set_for_next_block(&AfterChanges {
+            base: &state,
+            changes: &outcome.changes,
+        })?;
+        let prepared = self.store.prepare_owned(outcome.changes)?;
+        Ok((outcome.receipts, prepared, next_set))
     }
 
     /// Check a block proposed by a peer for `latest + 1` and execute it. `now` bounds its time
@@ -352,8 +342,7 @@ impl Chain {
             last.verify(&self.chain_id, &self.validator_set_at(height - 1)?)?;
         }
         tx::verify_txs_except(&self.chain_id, &block.txs, verified)?;
-        let (receipts, prepared, changes, next_set) =
-            self.execute(height, header.time, &block.txs)?;
+        let (receipts, prepared, next_set) = self.execute(height, header.time, &block.txs)?;
         let checks = [
             ("state_root", header.state_root, prepared.root()),
             (
@@ -381,24 +370,19 @@ impl Chain {
             block,
             receipts,
             prepared,
-            changes,
         })
     }
 
     /// Commit an executed block with the certificate that decided it, and hold its state
     /// changes for [`Chain::committed_changes`].
     pub fn commit(&self, executed: Executed, certificate: &CommitCertificate) -> Result<()> {
-        debug_assert!(
-            *executed.changes == *executed.prepared.changes(),
-            "an executed block's changes are the ones its prepared state applies"
-        );
         let header = &executed.block.header;
         // Held before the store's height moves, so the follower never sees a committed height
         // whose changes are not held yet; taken back if the commit fails.
         self.recent_changes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(header.height, executed.changes);
+            .insert(header.height, executed.prepared.shared_changes());
         let committed = self
             .store
             .commit(

@@ -12,7 +12,7 @@
 //! in-memory tip move. Certificate *signatures* are checked by the caller, which knows the
 //! validator set; the store checks that the certificate names this block.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use jmt::storage::TreeUpdateBatch;
 use rocksdb::WriteBatch;
@@ -34,7 +34,7 @@ pub struct PreparedState {
     parent_root: Hash,
     root: Hash,
     update: TreeUpdateBatch,
-    changes: StateChanges,
+    changes: Arc<StateChanges>,
 }
 
 impl PreparedState {
@@ -57,22 +57,32 @@ impl PreparedState {
     pub fn changes(&self) -> &StateChanges {
         &self.changes
     }
+
+    /// The changes it applies, shared (no copy): what callers keep after the commit.
+    pub fn shared_changes(&self) -> Arc<StateChanges> {
+        Arc::clone(&self.changes)
+    }
 }
 
 impl Store {
     /// Compute the state after applying `changes` to the latest state, for height latest+1.
     pub fn prepare(&self, changes: &StateChanges) -> Result<PreparedState, LedgerError> {
+        self.prepare_owned(changes.clone())
+    }
+
+    /// [`Store::prepare`] taking the changes, for callers that no longer need them (no copy).
+    pub fn prepare_owned(&self, changes: StateChanges) -> Result<PreparedState, LedgerError> {
         let tip = self.require_tip()?;
         let height = tip.height + 1;
         // Older versions are immutable, so this is consistent with `tip` even if a commit
         // lands meanwhile; commit then refuses the stale result.
-        let (root, update) = state_tree::compute_update(&self.tree_reader()?, changes, height)?;
+        let (root, update) = state_tree::compute_update(&self.tree_reader()?, &changes, height)?;
         Ok(PreparedState {
             height,
             parent_root: tip.state_root,
             root,
             update,
-            changes: changes.clone(),
+            changes: Arc::new(changes),
         })
     }
 

@@ -31,8 +31,8 @@ use gongzhi_contracts::{
 use gongzhi_ledger::fast_hash::FastMap;
 use gongzhi_ledger::store::RootTree;
 use gongzhi_ledger::{
-    validator_set_hash, Block, CommitCertificate, Hash, LedgerError, Outcome, Receipt,
-    StateChanges, StateReader, Timestamp,
+    validator_set_hash, AfterChanges, Block, CommitCertificate, Hash, LedgerError, Outcome,
+    Receipt, StateChanges, StateReader, Timestamp,
 };
 use serde::Serialize;
 
@@ -270,21 +270,6 @@ impl StateReader for FlatState {
     }
 }
 
-/// The state after a block's changes, without copying them.
-struct AfterBlock<'a> {
-    base: &'a dyn StateReader,
-    changes: &'a StateChanges,
-}
-
-impl StateReader for AfterBlock<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        match self.changes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.base.get(key),
-        }
-    }
-}
-
 /// The sequential verifier: replayed chain state and the validator sets in force.
 struct Executor {
     state: FlatState,
@@ -414,7 +399,7 @@ impl Executor {
             })?;
         self.times.execution += phase.elapsed().as_secs_f64();
         compare_receipts(block, &record.receipts, &outcome.receipts)?;
-        let after = AfterBlock {
+        let after = AfterChanges {
             base: &self.state,
             changes: &outcome.changes,
         };
