@@ -1,5 +1,6 @@
-//! Ledger benchmarks: ed25519 tx signature verification (one at a time and in batches) and
-//! durable block commits of 1k and 10k txs (each tx writing 2 state keys).
+//! Ledger benchmarks: ed25519 tx signature verification (one at a time and in batches),
+//! durable block commits of 1k and 10k txs (each tx writing 2 state keys), and the replay's
+//! in-memory [`RootTree`] applying 5,000-key blocks to a tree of 500,000 keys.
 //!
 //! Run without rebuilding RocksDB in another profile (see docs/BENCHMARKS.md, "Ledger"):
 //! `cargo bench --profile release -p gongzhi-ledger --bench ledger`.
@@ -16,7 +17,9 @@ use criterion::{
 
 use gongzhi_ledger::crypto::Keypair;
 use gongzhi_ledger::store::testkit::{init_test_genesis, TestChain};
+use gongzhi_ledger::store::RootTree;
 use gongzhi_ledger::tx::verify_txs;
+use gongzhi_ledger::StateChanges;
 use gongzhi_ledger::{Store, Tx};
 
 const CHAIN: &str = "gongzhi-bench";
@@ -115,5 +118,36 @@ fn block_commit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signatures, block_commit);
+/// 5,000 keys of ~40 bytes with ~60-byte values, the `block`-th batch of a key space.
+fn root_tree_block(block: u64) -> StateChanges {
+    (0..5_000u64)
+        .map(|i| {
+            let n = block * 5_000 + i;
+            let key = format!("bench/list/owner-{}/{n:016x}", n % 97).into_bytes();
+            (key, Some(vec![(n % 251) as u8; 60]))
+        })
+        .collect()
+}
+
+fn root_tree(c: &mut Criterion) {
+    let mut group = c.benchmark_group("root_tree");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(5_000));
+    let mut tree = RootTree::new();
+    for block in 0..100 {
+        tree.apply(&root_tree_block(block));
+    }
+    // Overwrite existing keys (the tree keeps its size), one block per iteration.
+    let blocks: Vec<StateChanges> = (0..100).map(root_tree_block).collect();
+    let mut next = 0;
+    group.bench_function("apply_5000_keys_to_500k", |b| {
+        b.iter(|| {
+            next = (next + 1) % blocks.len();
+            black_box(tree.apply(&blocks[next]))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, signatures, block_commit, root_tree);
 criterion_main!(benches);

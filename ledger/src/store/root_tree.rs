@@ -15,12 +15,15 @@
 //!   `H("JMT::IntrnalNode" ‖ left half ‖ right half)`;
 //! - the empty tree's root is the placeholder hash; a one-key tree's root is its leaf's hash.
 //!
-//! `H` is the tree's [`StateHasher`](super::StateHasher). Invariants: the root depends only on the key/value set,
-//! never on the order of updates (tests compare it with jmt's at every version, through inserts,
-//! overwrites and deletions); an update only marks the slots on its path dirty, and
-//! [`RootTree::root`] rehashes each node with a dirty slot once, reading only the changed
-//! children (each node keeps its children's hashes). Internal nodes are looked up by position,
-//! never through a hash map, so nothing here depends on an iteration order.
+//! `H` is the tree's [`StateHasher`](super::StateHasher). Invariants: the root depends only on
+//! the key/value set, never on the order of updates (tests compare it with jmt's at every
+//! version, through inserts, overwrites and deletions). A block's changes are applied as one
+//! batch sorted by key hash, depth first: each node on a changed path is visited once, its
+//! changed children first, and rehashed right then, while it is still in cache — only the
+//! ranges of its inner binary tree that hold a changed slot, from the children's hashes it
+//! keeps. The tree is therefore always hashed: [`RootTree::root`] only reads. Internal nodes are
+//! looked up by position, never through a hash map, so nothing here depends on an iteration
+//! order.
 
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
@@ -57,13 +60,22 @@ impl std::fmt::Debug for TreeHasher {
 }
 
 impl TreeHasher {
-    /// The hash of the concatenation of `parts`.
-    fn hash(&mut self, parts: &[&[u8]]) -> [u8; 32] {
+    /// The hash of `bytes`.
+    fn hash(&mut self, bytes: &[u8]) -> [u8; 32] {
         self.0.reset();
-        for part in parts {
-            self.0.update(part);
-        }
+        self.0.update(bytes);
         *self.0.finalize().as_bytes()
+    }
+
+    /// The hash of `domain ‖ left ‖ right` (a leaf or an inner node), assembled on the stack
+    /// so blake3 sees one input instead of three.
+    fn hash_pair(&mut self, domain: &[u8], left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+        let mut input = [0u8; 16 + 64];
+        let len = domain.len() + 64;
+        input[..domain.len()].copy_from_slice(domain);
+        input[domain.len()..domain.len() + 32].copy_from_slice(left);
+        input[domain.len() + 32..len].copy_from_slice(right);
+        self.hash(&input[..len])
     }
 }
 
@@ -94,6 +106,9 @@ struct Internal {
     dirty: u16,
 }
 
+/// One change to the tree: a key hash and its new leaf hash (`None` deletes the key).
+type Update = ([u8; 32], Option<[u8; 32]>);
+
 impl RootTree {
     /// The empty tree.
     pub fn new() -> Self {
@@ -103,45 +118,33 @@ impl RootTree {
     /// Apply a block's changes (`None` deletes; deleting an absent key changes nothing) and
     /// return the new root.
     pub fn apply(&mut self, changes: &StateChanges) -> Hash {
-        for (key, value) in changes {
-            let key_hash = self.hasher.hash(&[key]);
-            match value {
-                Some(value) => {
-                    let value_hash = self.hasher.hash(&[value]);
-                    self.insert(key_hash, &value_hash);
-                }
-                None => self.remove(&key_hash),
-            }
-        }
+        let hasher = &mut self.hasher;
+        let mut updates: Vec<Update> = changes
+            .iter()
+            .map(|(key, value)| {
+                let key_hash = hasher.hash(key);
+                let leaf = value.as_ref().map(|value| {
+                    let value_hash = hasher.hash(value);
+                    hasher.hash_pair(LEAF_DOMAIN, &key_hash, &value_hash)
+                });
+                (key_hash, leaf)
+            })
+            .collect();
+        // Distinct keys (a map's) have distinct blake3 hashes.
+        updates.sort_unstable_by_key(|update| update.0);
+        self.update(&updates);
         self.root()
     }
 
-    /// Set the value hash of `key_hash`.
-    pub fn insert(&mut self, key_hash: [u8; 32], value_hash: &[u8; 32]) {
-        let leaf = Leaf {
-            key_hash,
-            hash: self.hasher.hash(&[LEAF_DOMAIN, &key_hash, value_hash]),
-        };
-        if insert(&mut self.root, 0, leaf) {
-            self.keys += 1;
-        }
+    /// Apply `updates`, sorted by key hash with no key twice.
+    fn update(&mut self, updates: &[Update]) {
+        let added = update(&mut self.root, 0, updates, &mut self.hasher);
+        self.keys = self.keys.saturating_add_signed(added);
     }
 
-    /// Remove `key_hash` if present.
-    pub fn remove(&mut self, key_hash: &[u8; 32]) {
-        if remove(&mut self.root, 0, key_hash) {
-            self.keys -= 1;
-        }
-    }
-
-    /// The root hash, rehashing what changed since the last call.
-    pub fn root(&mut self) -> Hash {
-        let hasher = &mut self.hasher;
-        Hash(
-            self.root
-                .as_mut()
-                .map_or(PLACEHOLDER, |root| node_hash(root, hasher)),
-        )
+    /// The root hash.
+    pub fn root(&self) -> Hash {
+        Hash(self.root.as_ref().map_or(PLACEHOLDER, Node::hash))
     }
 
     /// Keys in the tree.
@@ -155,6 +158,16 @@ impl RootTree {
     }
 }
 
+impl Node {
+    /// The node's hash (always current: every update rehashes what it changed).
+    fn hash(&self) -> [u8; 32] {
+        match self {
+            Node::Leaf(leaf) => leaf.hash,
+            Node::Internal(internal) => internal.ranges[range_index(0, 16)],
+        }
+    }
+}
+
 impl Internal {
     fn empty() -> Box<Internal> {
         Box::new(Internal {
@@ -165,15 +178,8 @@ impl Internal {
         })
     }
 
-    /// The child slot `key_hash` takes at `depth`, marked as changing.
-    fn slot_for(&mut self, key_hash: &[u8; 32], depth: usize) -> &mut Option<Node> {
-        let slot = nibble(key_hash, depth);
-        self.dirty |= 1 << slot;
-        &mut self.children[slot]
-    }
-
-    /// Bring the hashes up to date with the children: dirty children first, then, bottom-up,
-    /// every range holding a dirty slot.
+    /// Bring the hashes up to date with the children (already rehashed themselves): the dirty
+    /// children's hashes, then, bottom-up, every range holding a dirty slot.
     fn rehash(&mut self, hasher: &mut TreeHasher) {
         let mut present: u16 = 0;
         let mut leaves: u16 = 0;
@@ -184,7 +190,7 @@ impl Internal {
                     leaves |= 1 << slot;
                 }
                 if self.dirty & (1 << slot) != 0 {
-                    self.child_hashes[slot] = node_hash(child, hasher);
+                    self.child_hashes[slot] = child.hash();
                 }
             }
         }
@@ -228,7 +234,7 @@ impl Internal {
                 }
             };
             let (left, right) = (part(start), part(start + half));
-            hasher.hash(&[INTERNAL_DOMAIN, &left, &right])
+            hasher.hash_pair(INTERNAL_DOMAIN, &left, &right)
         }
     }
 }
@@ -241,18 +247,6 @@ fn nibble(key_hash: &[u8; 32], depth: usize) -> usize {
     } else {
         byte & 0x0f
     })
-}
-
-fn node_hash(node: &mut Node, hasher: &mut TreeHasher) -> [u8; 32] {
-    match node {
-        Node::Leaf(leaf) => leaf.hash,
-        Node::Internal(internal) => {
-            if internal.dirty != 0 {
-                internal.rehash(hasher);
-            }
-            internal.ranges[range_index(0, 16)]
-        }
-    }
 }
 
 /// The bitmap of the slots `start..start + width`.
@@ -272,74 +266,94 @@ fn range_index(start: u32, width: u32) -> usize {
     (base + index) as usize
 }
 
-/// Put `leaf` in the subtree at `slot` (at nibble `depth`); true if its key is new.
-fn insert(slot: &mut Option<Node>, depth: usize, leaf: Leaf) -> bool {
+/// Apply `updates` — sorted by key hash, no key twice, all sharing the key-hash nibbles above
+/// `depth` — to the subtree at `slot`, and rehash every node they change, bottom-up, while it is
+/// still in cache. Returns the number of keys added (negative: removed).
+///
+/// The shape stays Jellyfish's: keys sharing a nibble prefix get an internal node for it (a
+/// chain of single-child internal nodes down to where they part), and an internal node left
+/// with one leaf (or nothing) below it is replaced by that leaf (or removed).
+fn update(
+    slot: &mut Option<Node>,
+    depth: usize,
+    updates: &[Update],
+    hasher: &mut TreeHasher,
+) -> isize {
+    let mut added = 0;
     match slot {
         None => {
-            *slot = Some(Node::Leaf(Box::new(leaf)));
-            return true;
+            let mut inserts = updates
+                .iter()
+                .filter_map(|(key, leaf)| Some((*key, (*leaf)?)));
+            match (inserts.next(), inserts.next()) {
+                (None, _) => return 0,
+                (Some((key_hash, hash)), None) => {
+                    *slot = Some(Node::Leaf(Box::new(Leaf { key_hash, hash })));
+                    return 1;
+                }
+                _ => *slot = Some(Node::Internal(Internal::empty())),
+            }
         }
-        Some(Node::Internal(internal)) => {
-            let child = internal.slot_for(&leaf.key_hash, depth);
-            return insert(child, depth + 1, leaf);
-        }
-        Some(Node::Leaf(existing)) if existing.key_hash == leaf.key_hash => {
-            existing.hash = leaf.hash;
-            return false;
-        }
-        Some(Node::Leaf(_)) => {}
-    }
-    if let Some(Node::Leaf(existing)) = slot.take() {
-        *slot = Some(split(existing, Box::new(leaf), depth));
-    }
-    true
-}
-
-/// The internal node at `depth` holding two leaves with different keys that share the prefix
-/// up to `depth`, and the internal nodes below it down to where they part.
-fn split(a: Box<Leaf>, b: Box<Leaf>, depth: usize) -> Node {
-    let mut internal = Internal::empty();
-    let (slot_a, slot_b) = (nibble(&a.key_hash, depth), nibble(&b.key_hash, depth));
-    if slot_a == slot_b {
-        internal.children[slot_a] = Some(split(a, b, depth + 1));
-    } else {
-        internal.children[slot_a] = Some(Node::Leaf(a));
-        internal.children[slot_b] = Some(Node::Leaf(b));
-    }
-    internal.dirty = (1 << slot_a) | (1 << slot_b);
-    Node::Internal(internal)
-}
-
-/// Remove `key_hash` from the subtree at `slot`; true if it was there. An internal node left
-/// with a single leaf child is replaced by that leaf, so the shape stays Jellyfish's.
-fn remove(slot: &mut Option<Node>, depth: usize, key_hash: &[u8; 32]) -> bool {
-    let collapse = match slot {
-        None => return false,
         Some(Node::Leaf(leaf)) => {
-            if leaf.key_hash != *key_hash {
-                return false;
+            if let [(key_hash, change)] = updates {
+                if *key_hash == leaf.key_hash {
+                    return match change {
+                        Some(hash) => {
+                            leaf.hash = *hash;
+                            0
+                        }
+                        None => {
+                            *slot = None;
+                            -1
+                        }
+                    };
+                }
             }
-            *slot = None;
-            return true;
-        }
-        Some(Node::Internal(internal)) => {
-            if !remove(internal.slot_for(key_hash, depth), depth + 1, key_hash) {
-                return false;
+            if updates
+                .iter()
+                .all(|(key, leaf_hash)| leaf_hash.is_none() && *key != leaf.key_hash)
+            {
+                // Only deletions of keys that are not here.
+                return 0;
             }
-            let mut children = internal.children.iter().flatten();
-            matches!(
-                (children.next(), children.next()),
-                (Some(Node::Leaf(_)), None) | (None, _)
-            )
+            // Other keys join this one: an internal node takes its place, the leaf below it.
+            if let Some(Node::Leaf(lone)) = slot.take() {
+                let mut internal = Internal::empty();
+                let at = nibble(&lone.key_hash, depth);
+                internal.children[at] = Some(Node::Leaf(lone));
+                internal.dirty = 1 << at;
+                *slot = Some(Node::Internal(internal));
+            }
         }
-    };
-    if collapse {
-        // One leaf (or, never in a well-formed tree, nothing) left: it takes this node's place.
-        if let Some(Node::Internal(mut internal)) = slot.take() {
-            *slot = internal.children.iter_mut().find_map(Option::take);
-        }
+        Some(Node::Internal(_)) => {}
     }
-    true
+    let Some(Node::Internal(internal)) = slot else {
+        return added;
+    };
+    let mut rest = updates;
+    while let Some((first, _)) = rest.first() {
+        let child = nibble(first, depth);
+        let len = rest
+            .iter()
+            .position(|(key, _)| nibble(key, depth) != child)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(len);
+        added += update(&mut internal.children[child], depth + 1, group, hasher);
+        internal.dirty |= 1 << child;
+        rest = tail;
+    }
+    let mut children = internal.children.iter().flatten();
+    if matches!(
+        (children.next(), children.next()),
+        (Some(Node::Leaf(_)), None) | (None, _)
+    ) {
+        // One leaf (or nothing) left: it takes this node's place.
+        let lone = internal.children.iter_mut().find_map(Option::take);
+        *slot = lone;
+    } else {
+        internal.rehash(hasher);
+    }
+    added
 }
 
 #[cfg(test)]
