@@ -41,9 +41,11 @@ struct Generations {
 impl Generations {
     fn insert(&mut self, key: NodeKey, node: Node) {
         if self.current.len() >= self.capacity {
-            // Sized up front: a growing table rehashes every node it holds.
-            let fresh = generation(self.capacity);
-            self.previous = std::mem::replace(&mut self.current, fresh);
+            // The dropped generation's table becomes the new current one. Both were sized up
+            // front (a growing table rehashes every node it holds), and reusing one means a
+            // rotation neither allocates nor faults in and zeroes a fresh table.
+            self.previous.clear();
+            std::mem::swap(&mut self.previous, &mut self.current);
         }
         self.current.insert(key, node);
     }
@@ -67,7 +69,8 @@ impl NodeCache {
         NodeCache {
             generations: Mutex::new(Generations {
                 current: generation(capacity),
-                previous: FastMap::default(),
+                // Reserved, not touched: its pages are mapped when the first rotation fills it.
+                previous: generation(capacity),
                 capacity,
             }),
         }
