@@ -164,8 +164,10 @@ impl Keypair {
     }
 }
 
-/// Decompressed keys a thread keeps: at most this many, then it starts over.
-const KEY_CACHE_ENTRIES: usize = 4096;
+/// Decompressed keys a thread keeps: at most this many (about 240 KB), then it starts over.
+/// Threads come and go with tokio's blocking pool, so this bounds memory per thread, not per
+/// process; a district's signers number in the hundreds.
+const KEY_CACHE_ENTRIES: usize = 1024;
 
 thread_local! {
     /// This thread's recently used verifying keys, decompressed. Decompressing a key is a

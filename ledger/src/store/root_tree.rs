@@ -439,6 +439,33 @@ mod tests {
         }
     }
 
+    /// Large blocks — thousands of keys, so every node of the upper levels takes several
+    /// groups of a sorted batch at once — with overwrites and deletions of present and absent
+    /// keys, give jmt's root.
+    #[test]
+    fn large_batches_match_jmt() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let mut tree = RootTree::new();
+        let mut jmt = MemoryStateTree::new();
+        for version in 0..6u64 {
+            let mut block = StateChanges::new();
+            for _ in 0..1_500 {
+                let key = rng.gen::<[u8; 2]>().to_vec();
+                let value = if version > 0 && rng.gen_bool(0.3) {
+                    None
+                } else {
+                    Some(rng.gen::<[u8; 4]>().to_vec())
+                };
+                block.insert(key, value);
+            }
+            assert_eq!(
+                tree.apply(&block),
+                jmt.apply(&block).expect("jmt"),
+                "version {version}"
+            );
+        }
+    }
+
     /// A tree built at once and the same key set built through updates and deletions agree.
     #[test]
     fn root_depends_only_on_the_key_set() {
