@@ -474,6 +474,40 @@ async fn authorization_api_end_to_end() {
     );
     assert!(audit_verify.status.success());
 
+    // `gongzhi query` prints the registry's lists and the grants the story issued.
+    let query = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gongzhi"))
+            .arg("query")
+            .args(args)
+            .args(["--node", &net.addr()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "query {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let orgs = query(&["orgs"]);
+    for org in ["yuetan-street", "health-commission", "police-xicheng"] {
+        assert!(orgs.contains(org), "{org} missing from:\n{orgs}");
+    }
+    let datasets = query(&["datasets"]);
+    assert!(datasets.contains("registry"), "{datasets}");
+    let grants = query(&["grants", "--grantee", "police-xicheng", "--all"]);
+    assert!(
+        grants.contains(&format!("grant#{}", limited_id.0)),
+        "grant#{} missing from:\n{grants}",
+        limited_id.0
+    );
+    let by_dataset = query(&["grants", "--dataset", "registry", "--all"]);
+    assert!(
+        by_dataset.contains("health-commission") && by_dataset.contains("police-xicheng"),
+        "{by_dataset}"
+    );
+    query(&["proposals"]);
+
     // Revocation and consistency: nothing at or after the revoking height sees the grant.
     let before = allowed.evaluated_height;
     let (revoked_at, _) = net

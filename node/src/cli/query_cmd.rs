@@ -150,6 +150,23 @@ fn print_grant(g: &Grant) {
     );
 }
 
+/// Print every item of a paged list: `fetch(token)` returns one page and the token of the next
+/// (empty after the last page); the first call gets an empty token.
+async fn each_page<T>(
+    mut fetch: impl AsyncFnMut(String) -> Result<(Vec<T>, String)>,
+    mut print: impl FnMut(&T),
+) -> Result<()> {
+    let mut token = String::new();
+    loop {
+        let (items, next) = fetch(token).await?;
+        items.iter().for_each(&mut print);
+        if next.is_empty() {
+            return Ok(());
+        }
+        token = next;
+    }
+}
+
 /// Run `gongzhi query …`.
 pub fn run(args: QueryArgs) -> Result<()> {
     runtime()?.block_on(async move {
@@ -188,8 +205,7 @@ pub fn run(args: QueryArgs) -> Result<()> {
                         )
                     })?,
                 };
-                let mut token = String::new();
-                loop {
+                let pages = async |page_token| {
                     let page = c
                         .registry
                         .list_organizations(ListOrganizationsRequest {
@@ -197,35 +213,33 @@ pub fn run(args: QueryArgs) -> Result<()> {
                             include_removed: all,
                             consistency: at,
                             page_size: 0,
-                            page_token: token,
+                            page_token,
                         })
                         .await
                         .map_err(status_error)?
                         .into_inner();
-                    for o in &page.organizations {
-                        let status = OrganizationStatus::try_from(o.status).map_or("?", |s| {
-                            s.as_str_name().trim_start_matches("ORGANIZATION_STATUS_")
-                        });
-                        let roles: Vec<&str> = o
-                            .roles
-                            .iter()
-                            .filter_map(|r| OrganizationRole::try_from(*r).ok())
-                            .map(|r| r.as_str_name().trim_start_matches("ORGANIZATION_ROLE_"))
-                            .collect();
-                        println!(
-                            "{:<20} {:<9} power {:<3} [{}]  {}",
-                            o.org_id,
-                            status,
-                            o.voting_power,
-                            roles.join(","),
-                            o.name
-                        );
-                    }
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
+                    Ok((page.organizations, page.next_page_token))
+                };
+                each_page(pages, |o| {
+                    let status = OrganizationStatus::try_from(o.status).map_or("?", |s| {
+                        s.as_str_name().trim_start_matches("ORGANIZATION_STATUS_")
+                    });
+                    let roles: Vec<&str> = o
+                        .roles
+                        .iter()
+                        .filter_map(|r| OrganizationRole::try_from(*r).ok())
+                        .map(|r| r.as_str_name().trim_start_matches("ORGANIZATION_ROLE_"))
+                        .collect();
+                    println!(
+                        "{:<20} {:<9} power {:<3} [{}]  {}",
+                        o.org_id,
+                        status,
+                        o.voting_power,
+                        roles.join(","),
+                        o.name
+                    );
+                })
+                .await?;
             }
             QueryCommand::Datasets { id: Some(id), .. } => {
                 let d = c
@@ -248,34 +262,31 @@ pub fn run(args: QueryArgs) -> Result<()> {
                 }
             }
             QueryCommand::Datasets { id: None, owner } => {
-                let mut token = String::new();
-                loop {
+                let pages = async |page_token| {
                     let page = c
                         .registry
                         .list_datasets(ListDatasetsRequest {
                             owner_org_id: owner.clone().unwrap_or_default(),
                             consistency: at,
                             page_size: 0,
-                            page_token: token,
+                            page_token,
                         })
                         .await
                         .map_err(status_error)?
                         .into_inner();
-                    for d in &page.datasets {
-                        let fields: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
-                        println!(
-                            "{:<24} owner {:<18} [{}]  {}",
-                            d.dataset_id,
-                            d.owner_org_id,
-                            fields.join(","),
-                            d.name
-                        );
-                    }
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
+                    Ok((page.datasets, page.next_page_token))
+                };
+                each_page(pages, |d| {
+                    let fields: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
+                    println!(
+                        "{:<24} owner {:<18} [{}]  {}",
+                        d.dataset_id,
+                        d.owner_org_id,
+                        fields.join(","),
+                        d.name
+                    );
+                })
+                .await?;
             }
             QueryCommand::Grants {
                 grantee,
@@ -289,8 +300,7 @@ pub fn run(args: QueryArgs) -> Result<()> {
                     (_, _, Some(d)) => list_grants_request::Filter::DatasetId(d),
                     _ => bail!("name one of --grantee, --grantor or --dataset"),
                 };
-                let mut token = String::new();
-                loop {
+                let pages = async |page_token| {
                     let page = c
                         .authorization
                         .list_grants(ListGrantsRequest {
@@ -298,17 +308,14 @@ pub fn run(args: QueryArgs) -> Result<()> {
                             include_inactive: all,
                             consistency: at,
                             page_size: 0,
-                            page_token: token,
+                            page_token,
                         })
                         .await
                         .map_err(status_error)?
                         .into_inner();
-                    page.grants.iter().for_each(print_grant);
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
+                    Ok((page.grants, page.next_page_token))
+                };
+                each_page(pages, print_grant).await?;
             }
             QueryCommand::Balance { resident } => {
                 let id = hex32(&resident, "RESIDENT")?;
@@ -329,54 +336,51 @@ pub fn run(args: QueryArgs) -> Result<()> {
             }
             QueryCommand::History { resident } => {
                 let id = hex32(&resident, "RESIDENT")?;
-                let mut token = String::new();
-                loop {
+                let pages = async |page_token| {
                     let page = c
                         .civility
                         .get_history(GetHistoryRequest {
                             resident_id: id.to_vec(),
                             consistency: at,
                             page_size: 0,
-                            page_token: token,
+                            page_token,
                         })
                         .await
                         .map_err(status_error)?
                         .into_inner();
-                    for r in &page.records {
-                        let kind = gongzhi_proto::v1::CivilityRecordKind::try_from(r.kind)
-                            .map_or("?", |k| {
-                                k.as_str_name().trim_start_matches("CIVILITY_RECORD_KIND_")
-                            });
-                        let detail = match kind {
-                            "AWARD" => format!(
-                                "{}{}",
-                                r.reason_code,
-                                if r.reversed_by_record_id != 0 {
-                                    format!(" (reversed by record#{})", r.reversed_by_record_id)
-                                } else {
-                                    String::new()
-                                }
-                            ),
-                            "REDEMPTION" => r.redeemed_item.clone(),
-                            _ => {
-                                format!("of record#{}: {}", r.reversed_record_id, r.reversal_reason)
+                    Ok((page.records, page.next_page_token))
+                };
+                each_page(pages, |r| {
+                    let kind = gongzhi_proto::v1::CivilityRecordKind::try_from(r.kind)
+                        .map_or("?", |k| {
+                            k.as_str_name().trim_start_matches("CIVILITY_RECORD_KIND_")
+                        });
+                    let detail = match kind {
+                        "AWARD" => format!(
+                            "{}{}",
+                            r.reason_code,
+                            if r.reversed_by_record_id != 0 {
+                                format!(" (reversed by record#{})", r.reversed_by_record_id)
+                            } else {
+                                String::new()
                             }
-                        };
-                        println!(
-                            "record#{:<4} {:<10} {:>4} pts  by {:<18} height {:<5} {}  {detail}",
-                            r.record_id,
-                            kind,
-                            r.points,
-                            r.org_id,
-                            r.height,
-                            time(r.time_ms)
-                        );
-                    }
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
+                        ),
+                        "REDEMPTION" => r.redeemed_item.clone(),
+                        _ => {
+                            format!("of record#{}: {}", r.reversed_record_id, r.reversal_reason)
+                        }
+                    };
+                    println!(
+                        "record#{:<4} {:<10} {:>4} pts  by {:<18} height {:<5} {}  {detail}",
+                        r.record_id,
+                        kind,
+                        r.points,
+                        r.org_id,
+                        r.height,
+                        time(r.time_ms)
+                    );
+                })
+                .await?;
             }
             QueryCommand::Proposals { status } => {
                 let status = match status.as_deref() {
@@ -387,38 +391,35 @@ pub fn run(args: QueryArgs) -> Result<()> {
                     ))
                     .with_context(|| format!("--status {s:?}: use open, passed or expired"))?,
                 };
-                let mut token = String::new();
-                loop {
+                let pages = async |page_token| {
                     let page = c
                         .registry
                         .list_proposals(ListProposalsRequest {
                             status: status as i32,
                             consistency: at,
                             page_size: 0,
-                            page_token: token,
+                            page_token,
                         })
                         .await
                         .map_err(status_error)?
                         .into_inner();
-                    for p in &page.proposals {
-                        let s = ProposalStatus::try_from(p.status).map_or("?", |s| {
-                            s.as_str_name().trim_start_matches("PROPOSAL_STATUS_")
-                        });
-                        println!(
-                            "proposal#{:<3} {:<7} {}/{} power  by {:<16} {}",
-                            p.proposal_id,
-                            s,
-                            p.approved_power,
-                            p.total_power,
-                            p.proposer_org_id,
-                            p.summary
-                        );
-                    }
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
+                    Ok((page.proposals, page.next_page_token))
+                };
+                each_page(pages, |p| {
+                    let s = ProposalStatus::try_from(p.status).map_or("?", |s| {
+                        s.as_str_name().trim_start_matches("PROPOSAL_STATUS_")
+                    });
+                    println!(
+                        "proposal#{:<3} {:<7} {}/{} power  by {:<16} {}",
+                        p.proposal_id,
+                        s,
+                        p.approved_power,
+                        p.total_power,
+                        p.proposer_org_id,
+                        p.summary
+                    );
+                })
+                .await?;
             }
             QueryCommand::Block { height } => {
                 let height = match height {
