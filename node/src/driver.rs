@@ -758,6 +758,7 @@ impl Driver {
         };
         let txs = executed.block.txs.clone();
         let height = executed.block.header.height;
+        let round = cert.round;
         tokio::task::block_in_place(|| self.chain.commit(executed, &cert))?;
         {
             use std::sync::atomic::Ordering::Relaxed;
@@ -776,7 +777,7 @@ impl Driver {
             self.metrics.set_mempool(pool.len(), pool.total_bytes());
         }
         self.last_commit = Some(cert);
-        tracing::info!(height, txs = txs.len(), "committed block");
+        tracing::info!(height, round, txs = txs.len(), "committed block");
         let _ = self.commits.send(Committed {
             height,
             hash: Hash(value.0),
