@@ -188,7 +188,13 @@ pub struct RpcSection {
     pub concurrency_limit: usize,
     /// Deadline applied to a request that sets none, milliseconds.
     pub default_deadline_ms: u64,
+    /// API threads, each serving its share of the connections on its own runtime; 0 = one
+    /// per core.
+    pub threads: usize,
 }
+
+/// Most API threads a config may ask for.
+pub const MAX_RPC_THREADS: usize = 256;
 
 impl Default for RpcSection {
     fn default() -> Self {
@@ -197,6 +203,7 @@ impl Default for RpcSection {
             max_message_bytes: 4 * 1024 * 1024,
             concurrency_limit: 1024,
             default_deadline_ms: 10_000,
+            threads: 0,
         }
     }
 }
@@ -258,6 +265,12 @@ impl NodeConfig {
                 BLOCK_MESSAGE_HEADROOM
             );
         }
+        if self.rpc.threads > MAX_RPC_THREADS {
+            bail!(
+                "[rpc] threads = {} is more than {MAX_RPC_THREADS}; use 0 for one per core",
+                self.rpc.threads
+            );
+        }
         let m = &self.mempool;
         if m.max_tx_bytes > gongzhi_ledger::tx::MAX_TX_BYTES {
             bail!(
@@ -302,6 +315,10 @@ mod tests {
         config.mempool.max_tx_bytes = 10 * 1024 * 1024;
         let err = config.validate().expect_err("over the protocol limit");
         assert!(err.to_string().contains("max_tx_bytes"), "{err}");
+        let mut config = NodeConfig::default();
+        config.rpc.threads = 10_000;
+        let err = config.validate().expect_err("too many API threads");
+        assert!(err.to_string().contains("[rpc] threads"), "{err}");
     }
 
     #[test]

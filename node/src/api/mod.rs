@@ -61,7 +61,10 @@ pub async fn serve(context: NodeContext, mut shutdown: watch::Receiver<bool>) ->
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen for gRPC on {addr} (in use? change [rpc] listen)")
     })?;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = match rpc.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     tracing::info!(%addr, threads, "gRPC API listening");
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
