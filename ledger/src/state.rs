@@ -108,9 +108,10 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
 
 impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        match self.changes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.base.get(key),
+        AfterChanges {
+            base: self.base,
+            changes: &self.changes,
         }
+        .get(key)
     }
 }

@@ -18,7 +18,7 @@
 //! batch-verifies their signatures on the blocking pool, without the mempool lock, and only
 //! then admits them under the lock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -691,17 +691,20 @@ impl Driver {
         Ok(value)
     }
 
-    /// Whether a tx is in the mempool, which admits only txs whose signature it verified: such
-    /// txs need no second signature check in a proposal.
-    fn admitted_txs(&self) -> impl Fn(&Tx) -> bool {
-        let mempool = Arc::clone(&self.mempool);
-        move |tx: &Tx| {
-            let hash = tx.hash();
-            mempool
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&hash)
-        }
+    /// Which of `block`'s txs are in the mempool, which admits only txs whose signature it
+    /// verified: such txs need no second signature check in the proposal. The mempool is
+    /// locked once per block, not once per tx, so the ingest task is not held up.
+    fn admitted_txs(&self, block: &Block) -> impl Fn(&Tx) -> bool {
+        let admitted: HashSet<Hash> = {
+            let pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
+            block
+                .txs
+                .iter()
+                .map(Tx::hash)
+                .filter(|hash| pool.contains(hash))
+                .collect()
+        };
+        move |tx: &Tx| admitted.contains(&tx.hash())
     }
 
     fn verify_value(&mut self, height: Height, value: ValueId) -> Result<()> {
@@ -709,7 +712,7 @@ impl Driver {
             true
         } else if let Some(block) = self.blocks.get(&value).cloned() {
             let drift = self.config.max_clock_drift_ms;
-            let in_mempool = self.admitted_txs();
+            let in_mempool = self.admitted_txs(&block);
             match tokio::task::block_in_place(|| {
                 self.chain
                     .execute_proposal(block, Some((now(), drift)), &in_mempool)
@@ -740,7 +743,7 @@ impl Driver {
         };
         if !self.executed.contains_key(&value) {
             if let Some(block) = self.blocks.get(&value).cloned() {
-                let in_mempool = self.admitted_txs();
+                let in_mempool = self.admitted_txs(&block);
                 if let Ok(executed) = tokio::task::block_in_place(|| {
                     self.chain.execute_proposal(block, None, &in_mempool)
                 }) {

@@ -56,16 +56,8 @@ impl ResolvedState {
         }
     }
 
-    /// The committed state this read resolved to, to evaluate it on.
-    pub fn open<'a>(&self, context: &'a NodeContext) -> Result<HistoricState<'a>, Status> {
-        context
-            .chain
-            .store()
-            .state_at(self.height)
-            .map_err(internal)
-    }
-
-    /// Run `read` on [`ResolvedState::open`]'s state on the blocking pool ([`read_store`]).
+    /// Run `read` on the committed state this read resolved to, on the blocking pool
+    /// ([`read_store`]).
     pub async fn read<T: Send + 'static>(
         &self,
         context: &NodeContext,
