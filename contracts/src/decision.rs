@@ -14,7 +14,8 @@
 //! The order, farthest first: revoked, purpose not covered, field not covered, awaiting
 //! co-approval, not yet valid, expired, uses exhausted (the grant's own or an ancestor's).
 //!
-//! Cost: reads are the grantee's status, the purpose, the `access/<grantee>/<dataset>` index
+//! Cost: reads are the grantee's status, the purpose, the access index of the pair (its head
+//! with the newest ids, then each sealed chunk of 64, `access/<grantee>/<dataset>[/<chunk>]`)
 //! and the candidate grants (plus ancestors of delegated candidates). The dataset is read only
 //! to tell an unknown dataset or field from a missing grant, i.e. only on those denial paths.
 //!
@@ -31,7 +32,7 @@ use gongzhi_ledger::{StateReader, Timestamp};
 
 use crate::error::ContractError;
 use crate::governance::{purpose_exists, OrgStatus};
-use crate::grants::{get_dataset, Dataset, Grant};
+use crate::grants::{access_chunks, get_dataset, Dataset, Grant};
 use crate::keys;
 use crate::store;
 use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
@@ -358,12 +359,13 @@ pub(crate) trait DecisionReads {
     fn purpose_exists(&self, purpose: &PurposeCode) -> Result<bool, ContractError>;
     /// The request prepared for [`DecisionReads::evaluate`].
     fn request(&self, fields: &[&str], purpose: &PurposeCode) -> Self::Request;
-    /// The entries of `access/<grantee>/<dataset>`, in order (empty if none).
+    /// The entries of the access index of (`grantee`, `dataset`), chunk by chunk, in order
+    /// (no chunk if none; see [`access_chunks`]).
     fn candidates(
         &self,
         grantee: &OrgId,
         dataset: &DatasetId,
-    ) -> Result<Cow<'_, [Self::Candidate]>, ContractError>;
+    ) -> Result<Vec<Cow<'_, [Self::Candidate]>>, ContractError>;
     /// The candidate's grant, which must exist (the index refers to it), with its own terms
     /// evaluated ([`evaluate_terms`]; ancestors are [`decide`]'s business).
     fn evaluate<'c>(
@@ -413,10 +415,11 @@ impl<S: StateReader + ?Sized> DecisionReads for StateReads<'_, S> {
         &self,
         grantee: &OrgId,
         dataset: &DatasetId,
-    ) -> Result<Cow<'_, [GrantId]>, ContractError> {
-        let ids: Vec<GrantId> =
-            store::read(self.0, &keys::access_index(grantee, dataset))?.unwrap_or_default();
-        Ok(Cow::Owned(ids))
+    ) -> Result<Vec<Cow<'_, [GrantId]>>, ContractError> {
+        Ok(access_chunks(self.0, grantee, dataset)?
+            .into_iter()
+            .map(Cow::Owned)
+            .collect())
     }
 
     fn evaluate<'c>(
@@ -523,10 +526,10 @@ pub(crate) fn decide<R: DecisionReads + ?Sized, F: AsRef<str>>(
         ));
     }
     let request = reads.request(&fields, purpose);
-    let candidates = reads.candidates(grantee, dataset)?;
+    let chunks = reads.candidates(grantee, dataset)?;
     let mut allowed = Vec::new();
     let mut closest: Option<(DenyReason, Cow<'_, Grant>)> = None;
-    for candidate in candidates.iter() {
+    for candidate in chunks.iter().flat_map(|chunk| chunk.iter()) {
         let Evaluated {
             id,
             parent,

@@ -1,9 +1,10 @@
 //! [`CheckIndex`]: the decision's inputs decoded and held in memory, for fast checks at the
 //! latest committed height.
 //!
-//! The index mirrors exactly the five key families [`check`](crate::check) reads:
-//! `org-status/<org>`, `purpose/<code>` (presence only), `dataset/<id>`, `grant/<id>` and
-//! `access/<grantee>/<dataset>`, each decoded once. [`CheckIndex::check`] runs the same
+//! The index mirrors exactly the key families [`check`](crate::check) reads:
+//! `org-status/<org>`, `purpose/<code>` (presence only), `dataset/<id>`, `grant/<id>`, and the
+//! access index's head `access/<grantee>/<dataset>` and sealed chunks
+//! `access/<grantee>/<dataset>/<chunk:be>`, each decoded once. [`CheckIndex::check`] runs the same
 //! evaluation as [`check`](crate::check) ([`decide`]); only the reads differ, so for the
 //! state the index was built from (and kept up to date with [`CheckIndex::apply`]) both give
 //! the same [`Decision`] (the property test `tests/decision_index.rs` checks this).
@@ -14,18 +15,23 @@
 //!   keys of those families and ignores every other key;
 //! - `apply` is all-or-nothing: every changed value is decoded before any is applied, so a
 //!   corrupt value leaves the index unchanged (and returns [`ContractError::Corrupt`]);
-//! - a state key that no decision can read is never needed: slug ids contain no `/`, so the
-//!   `access/<grantee>/<dataset>` key splits at its first `/` after the prefix.
+//! - a state key that no decision can read is never needed: slug ids contain no `/`, so an
+//!   access key splits at its first two `/` after the prefix (a chunk number is the 8 bytes
+//!   after the second, whatever they are);
+//! - adding a grant to a long access list costs the index its head (fewer than
+//!   [`keys::ACCESS_CHUNK`] entries) and at most one sealed chunk, not the whole list.
 //!
 //!
 //! Layout (what a check touches): organisation, dataset, purpose and field names are interned
 //! to numbers (never reused; an access key can intern an organisation or dataset that has no
 //! record, which then reads as absent); the access lists are keyed by the pair (grantee
-//! number, dataset number), and each entry holds its grant's terms pre-decoded inline
+//! number, dataset number) and held chunk by chunk as stored (a check reads the sealed chunks
+//! the head counts, then the head's open chunk, as [`check`](crate::check) does), and each
+//! entry holds its grant's terms pre-decoded inline
 //! (`terms::Terms`: purposes and fields as bitsets) next to a shared pointer to the decoded
 //! record, which only explanations and ancestor walks read. A grant listed in several
-//! access lists (only a corrupt or synthetic state does that) has a copy in each: the index
-//! remembers which pairs list each grant and refreshes them when the grant changes.
+//! access lists or chunks (only a corrupt or synthetic state does that) has a copy in each:
+//! the index remembers which chunks list each grant and refreshes them when the grant changes.
 //!
 //! Determinism: the index never writes state and is not used by execution, so it may use
 //! hash tables (with a fast non-SipHash hasher, `gongzhi_ledger::fast_hash`) — for point lookups only;
@@ -48,7 +54,7 @@ use crate::decision::{decide, evaluate_grant, evaluate_terms, Decision, Decision
 use crate::error::ContractError;
 use crate::governance::{org_ids, purpose_exists, OrgStatus};
 use crate::grants::lifecycle::GRANT_SEQUENCE;
-use crate::grants::{get_dataset, get_grant, Dataset, Grant};
+use crate::grants::{get_dataset, get_grant, AccessHead, Dataset, Grant};
 use crate::keys::{self, prefix};
 use crate::store;
 use crate::types::{DatasetId, GrantId, OrgId, PurposeCode};
@@ -67,8 +73,8 @@ pub struct CheckIndex {
     fields: FastMap<Box<str>, u32>,
     /// Grants by id: the decoded grant, and the access lists that list it.
     grants: FastMap<GrantId, GrantEntry>,
-    /// Access lists by (grantee number, dataset number), in stored order.
-    access: FastMap<u64, Box<[Candidate]>>,
+    /// Access lists by (grantee number, dataset number).
+    access: FastMap<u64, AccessList>,
     /// How many grants are indexed.
     grant_count: usize,
 }
@@ -102,8 +108,45 @@ struct IndexedGrant {
 struct GrantEntry {
     /// `None`: no `grant/<id>` (an access list still names it).
     grant: Option<IndexedGrant>,
-    /// Keys of the access lists naming it.
-    listed_in: Vec<u64>,
+    /// The access-list chunks naming it.
+    listed_in: Vec<Listing>,
+}
+
+/// A chunk of an access list: a sealed one by number, or the head's open one (last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Sealed(u64),
+    Open,
+}
+
+/// Where a grant is listed: (pair key, chunk).
+type Listing = (u64, Slot);
+
+/// One pair's access index as stored: the head's sealed-chunk count and the chunks present.
+#[derive(Debug, Clone, Default)]
+struct AccessList {
+    /// Sealed chunks the head counts (`None`: no head key).
+    sealed: Option<u64>,
+    /// Chunks present: sealed ones whether or not the head counts them, and the open one.
+    slots: BTreeMap<Slot, Box<[Candidate]>>,
+}
+
+impl AccessList {
+    /// The chunks a decision reads, in order: the sealed ones the head counts, then the open
+    /// one; none without a head.
+    fn visible(&self) -> impl Iterator<Item = &[Candidate]> {
+        let counted = self
+            .slots
+            .range(Slot::Sealed(0)..Slot::Sealed(self.sealed.unwrap_or(0)));
+        let open = self
+            .sealed
+            .and_then(|_| self.slots.get_key_value(&Slot::Open));
+        counted.chain(open).map(|(_, chunk)| &chunk[..])
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sealed.is_none() && self.slots.is_empty()
+    }
 }
 
 /// One entry of an access list, with its grant (`None`: missing, corrupt state).
@@ -124,7 +167,8 @@ enum Entry {
     Purpose(PurposeCode, bool),
     Dataset(DatasetId, Option<Dataset>),
     Grant(GrantId, Option<Box<Grant>>),
-    Access(OrgId, DatasetId, Option<Vec<GrantId>>),
+    AccessHead(OrgId, DatasetId, Option<AccessHead>),
+    AccessChunk(OrgId, DatasetId, u64, Option<Vec<GrantId>>),
 }
 
 /// `key` minus `prefix` and the `/` after it.
@@ -164,16 +208,35 @@ fn parse(key: &[u8], value: Option<&[u8]>) -> Result<Option<Entry>, ContractErro
         }
         return Ok(None);
     }
-    if let Some(rest) = id_after(key, prefix::ACCESS).and_then(text) {
-        if let Some((grantee, dataset)) = rest.split_once('/') {
-            return Ok(Some(Entry::Access(
-                OrgId(grantee.to_string()),
-                DatasetId(dataset.to_string()),
+    if let Some(rest) = id_after(key, prefix::ACCESS) {
+        return Ok(match access_key(rest) {
+            Some((grantee, dataset, None)) => {
+                Some(Entry::AccessHead(grantee, dataset, decoded(key, value)?))
+            }
+            Some((grantee, dataset, Some(chunk))) => Some(Entry::AccessChunk(
+                grantee,
+                dataset,
+                chunk,
                 decoded(key, value)?,
-            )));
-        }
+            )),
+            None => None,
+        });
     }
     Ok(None)
+}
+
+/// `<grantee>/<dataset>` (the head) or `<grantee>/<dataset>/<chunk:be>` (a sealed chunk), split.
+fn access_key(rest: &[u8]) -> Option<(OrgId, DatasetId, Option<u64>)> {
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let (grantee, tail) = (&rest[..slash], &rest[slash + 1..]);
+    let (dataset, chunk) = match tail.iter().position(|&b| b == b'/') {
+        None => (tail, None),
+        Some(at) => {
+            let chunk = <[u8; 8]>::try_from(&tail[at + 1..]).ok()?;
+            (&tail[..at], Some(u64::from_be_bytes(chunk)))
+        }
+    };
+    Some((OrgId(text(grantee)?), DatasetId(text(dataset)?), chunk))
 }
 
 impl CheckIndex {
@@ -202,7 +265,8 @@ impl CheckIndex {
     /// and the access index of each (grantee, dataset) pair holding a grant. Equal to
     /// [`CheckIndex::from_entries`] as long as the lists are complete, which the contracts keep
     /// (organisations are never dropped from `orgs`, purposes and datasets are listed when
-    /// written, every access entry lists grants of its pair).
+    /// written, every access entry lists grants of its pair, no chunk lies beyond its head's
+    /// count).
     pub fn build<S: StateReader + ?Sized>(state: &S) -> Result<CheckIndex, ContractError> {
         let mut index = CheckIndex::new();
         for org in org_ids(state)? {
@@ -231,9 +295,17 @@ impl CheckIndex {
         }
         for (grantee, dataset) in pairs {
             let key = keys::access_index(&grantee, &dataset);
-            if let Some(ids) = store::read::<Vec<GrantId>, _>(state, &key)? {
-                index.put(Entry::Access(grantee, dataset, Some(ids)));
+            let Some(head) = store::read::<AccessHead, _>(state, &key)? else {
+                continue;
+            };
+            for chunk in 0..head.sealed {
+                let key = keys::access_chunk(&grantee, &dataset, chunk);
+                if let Some(ids) = store::read(state, &key)? {
+                    let (grantee, dataset) = (grantee.clone(), dataset.clone());
+                    index.put(Entry::AccessChunk(grantee, dataset, chunk, Some(ids)));
+                }
             }
+            index.put(Entry::AccessHead(grantee, dataset, Some(head)));
         }
         Ok(index)
     }
@@ -261,7 +333,18 @@ impl CheckIndex {
             }),
             Entry::Dataset(id, record) => self.with_dataset(&id.0, |e| e.record = record),
             Entry::Grant(id, grant) => self.put_grant(id, grant),
-            Entry::Access(grantee, dataset, ids) => self.put_access(&grantee, &dataset, ids),
+            Entry::AccessHead(grantee, dataset, head) => {
+                if let Some(key) = self.pair_for(&grantee, &dataset, head.is_some()) {
+                    let (sealed, open) = head.map(|h| (h.sealed, h.open)).unzip();
+                    self.put_access(key, Slot::Open, open);
+                    self.set_sealed(key, sealed);
+                }
+            }
+            Entry::AccessChunk(grantee, dataset, chunk, ids) => {
+                if let Some(key) = self.pair_for(&grantee, &dataset, ids.is_some()) {
+                    self.put_access(key, Slot::Sealed(chunk), ids);
+                }
+            }
         }
     }
 
@@ -301,9 +384,10 @@ impl CheckIndex {
             _ => {}
         }
         entry.grant = grant;
-        for key in &entry.listed_in {
-            if let Some(candidates) = self.access.get_mut(key) {
-                for candidate in candidates.iter_mut().filter(|c| c.id == id) {
+        for (key, slot) in &entry.listed_in {
+            let listed = self.access.get_mut(key).and_then(|l| l.slots.get_mut(slot));
+            for candidate in listed.into_iter().flat_map(|c| c.iter_mut()) {
+                if candidate.id == id {
                     candidate.grant.clone_from(&entry.grant);
                 }
             }
@@ -313,25 +397,39 @@ impl CheckIndex {
         }
     }
 
-    /// Set or delete `access/<grantee>/<dataset>`.
-    fn put_access(&mut self, grantee: &OrgId, dataset: &DatasetId, ids: Option<Vec<GrantId>>) {
-        let key = match ids {
-            Some(_) => pair_key(
-                self.with_org(grantee.as_str(), |e| e.number),
-                self.with_dataset(dataset.as_str(), |e| e.number),
-            ),
-            None => match self.pair(grantee, dataset) {
-                Some(key) => key,
-                None => return,
-            },
-        };
-        if let Some(old) = self.access.remove(&key) {
-            for candidate in old.iter() {
-                if let Some(entry) = self.grants.get_mut(&candidate.id) {
-                    entry.listed_in.retain(|k| *k != key);
-                    if entry.grant.is_none() && entry.listed_in.is_empty() {
-                        self.grants.remove(&candidate.id);
-                    }
+    /// The access table key of (grantee, dataset): interned when `create`, else only if
+    /// both names are known.
+    fn pair_for(&mut self, grantee: &OrgId, dataset: &DatasetId, create: bool) -> Option<u64> {
+        if !create {
+            return self.pair(grantee, dataset);
+        }
+        Some(pair_key(
+            self.with_org(grantee.as_str(), |e| e.number),
+            self.with_dataset(dataset.as_str(), |e| e.number),
+        ))
+    }
+
+    /// Set or delete the head's sealed-chunk count of access list `key`.
+    fn set_sealed(&mut self, key: u64, sealed: Option<u64>) {
+        let list = self.access.entry(key).or_default();
+        list.sealed = sealed;
+        if list.is_empty() {
+            self.access.remove(&key);
+        }
+    }
+
+    /// Set or delete one chunk of access list `key`, keeping each grant's listings.
+    fn put_access(&mut self, key: u64, slot: Slot, ids: Option<Vec<GrantId>>) {
+        let listing = (key, slot);
+        let old = self
+            .access
+            .get_mut(&key)
+            .and_then(|list| list.slots.remove(&slot));
+        for candidate in old.iter().flat_map(|c| c.iter()) {
+            if let Some(entry) = self.grants.get_mut(&candidate.id) {
+                entry.listed_in.retain(|l| *l != listing);
+                if entry.grant.is_none() && entry.listed_in.is_empty() {
+                    self.grants.remove(&candidate.id);
                 }
             }
         }
@@ -340,8 +438,8 @@ impl CheckIndex {
                 .into_iter()
                 .map(|id| {
                     let entry = self.grants.entry(id).or_default();
-                    if !entry.listed_in.contains(&key) {
-                        entry.listed_in.push(key);
+                    if !entry.listed_in.contains(&listing) {
+                        entry.listed_in.push(listing);
                     }
                     Candidate {
                         id,
@@ -349,7 +447,14 @@ impl CheckIndex {
                     }
                 })
                 .collect();
-            self.access.insert(key, candidates);
+            self.access
+                .entry(key)
+                .or_default()
+                .slots
+                .insert(slot, candidates);
+        }
+        if self.access.get(&key).is_some_and(AccessList::is_empty) {
+            self.access.remove(&key);
         }
     }
 
@@ -411,16 +516,23 @@ impl CheckIndex {
             access: self
                 .access
                 .iter()
-                .map(|(key, candidates)| {
+                .map(|(key, list)| {
                     let pair = (
                         name_of(&org_names, key >> 32),
                         name_of(&dataset_names, *key),
                     );
-                    let list = candidates
+                    let chunks = list
+                        .slots
                         .iter()
-                        .map(|c| (c.id, c.grant.as_ref().map(|g| &*g.record)))
+                        .map(|(slot, candidates)| {
+                            let listed = candidates
+                                .iter()
+                                .map(|c| (c.id, c.grant.as_ref().map(|g| &*g.record)))
+                                .collect();
+                            (*slot, listed)
+                        })
                         .collect();
-                    (pair, list)
+                    (pair, (list.sealed, chunks))
                 })
                 .collect(),
             grant_count: self.grant_count,
@@ -466,8 +578,11 @@ fn upsert<V, R>(
     result
 }
 
-/// An access list's entries with the grant each holds.
+/// An access-list chunk's entries with the grant each holds.
 type Listed<'a> = Vec<(GrantId, Option<&'a Grant>)>;
+
+/// An access list's sealed-chunk count and chunks.
+type ListedChunks<'a> = (Option<u64>, BTreeMap<Slot, Listed<'a>>);
 
 /// [`CheckIndex`] contents in sorted order (see [`CheckIndex::contents`]).
 #[derive(PartialEq)]
@@ -476,8 +591,9 @@ struct Contents<'a> {
     purposes: BTreeSet<&'a str>,
     datasets: BTreeMap<&'a str, &'a Dataset>,
     grants: BTreeMap<GrantId, &'a Grant>,
-    /// Each list with the grant each entry holds (so a stale copy would show).
-    access: BTreeMap<(&'a str, &'a str), Listed<'a>>,
+    /// Each list's sealed-chunk count and chunks, with the grant each entry holds (so a stale copy would
+    /// show).
+    access: BTreeMap<(&'a str, &'a str), ListedChunks<'a>>,
     grant_count: usize,
 }
 
@@ -519,11 +635,15 @@ impl DecisionReads for CheckIndex {
         &self,
         grantee: &OrgId,
         dataset: &DatasetId,
-    ) -> Result<Cow<'_, [Candidate]>, ContractError> {
-        let candidates = self
+    ) -> Result<Vec<Cow<'_, [Candidate]>>, ContractError> {
+        let list = self
             .pair(grantee, dataset)
             .and_then(|key| self.access.get(&key));
-        Ok(Cow::Borrowed(candidates.map_or(&[], |c| &c[..])))
+        Ok(list
+            .into_iter()
+            .flat_map(AccessList::visible)
+            .map(Cow::Borrowed)
+            .collect())
     }
 
     fn evaluate<'c>(

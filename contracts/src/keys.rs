@@ -4,9 +4,14 @@
 //! ids cannot contain `/` ([`crate::types::is_slug`]), sequential ids are 8 bytes big-endian,
 //! public keys and resident ids are their 32 raw bytes (fixed length, so unambiguous).
 //! Only point reads exist on the state trait, so every list is an explicit index:
-//! either one key holding a small ordered `Vec` (orgs, datasets, purposes, reasons, grant
-//! children, grants per (grantee, dataset)) or an append-only paged list
-//! (`list/<name>/<owner>` = count, `list/<name>/<owner>/<i:be>` = entry).
+//! one key holding a small ordered `Vec` (orgs, datasets, purposes, reasons, grant children),
+//! an append-only paged list (`list/<name>/<owner>` = count, `list/<name>/<owner>/<i:be>` =
+//! entry), or, for the grants per (grantee, dataset) that every decision reads, an append-only
+//! chunked list: `access/<grantee>/<dataset>` holds the newest, open chunk and the number of
+//! sealed chunks, `access/<grantee>/<dataset>/<c:be>` holds sealed chunk `c` (a full `Vec` of
+//! [`ACCESS_CHUNK`] ids). Adding a grant rewrites the open chunk (and, once per
+//! `ACCESS_CHUNK` grants, seals it), never the whole list; a receipt proves a few chunks, not
+//! one key per grant.
 
 use gongzhi_ledger::PublicKey;
 
@@ -36,7 +41,7 @@ pub(crate) mod prefix {
     pub const DATASET: &[u8] = b"dataset";
     /// `grant/<id:be>`.
     pub const GRANT: &[u8] = b"grant";
-    /// `access/<grantee>/<dataset>`.
+    /// `access/<grantee>/<dataset>` and `access/<grantee>/<dataset>/<chunk:be>`.
     pub const ACCESS: &[u8] = b"access";
 }
 
@@ -122,9 +127,24 @@ pub fn grant_children(id: GrantId) -> Vec<u8> {
     join(&[b"grant-children", &id.0.to_be_bytes()])
 }
 
-/// Grants to `grantee` on `dataset`: the index the decision function reads.
+/// Grant ids in a sealed chunk of an access index (the open chunk holds fewer).
+pub const ACCESS_CHUNK: usize = 64;
+
+/// The head of the access index of (`grantee`, `dataset`), which the decision function reads
+/// first: an [`AccessHead`](crate::grants::AccessHead) (sealed chunk count, open chunk).
 pub fn access_index(grantee: &OrgId, dataset: &DatasetId) -> Vec<u8> {
     join(&[prefix::ACCESS, grantee.0.as_bytes(), dataset.0.as_bytes()])
+}
+
+/// Sealed chunk `chunk` of the access index of (`grantee`, `dataset`): a `Vec<GrantId>` of
+/// [`ACCESS_CHUNK`] ids, ascending; chunk `c` holds the list's entries `c·ACCESS_CHUNK ..`.
+pub fn access_chunk(grantee: &OrgId, dataset: &DatasetId, chunk: u64) -> Vec<u8> {
+    join(&[
+        prefix::ACCESS,
+        grantee.0.as_bytes(),
+        dataset.0.as_bytes(),
+        &chunk.to_be_bytes(),
+    ])
 }
 
 /// A resident's balance.

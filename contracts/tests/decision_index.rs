@@ -14,7 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use gongzhi_contracts::governance::OrgStatus;
-use gongzhi_contracts::grants::{Dataset, FieldSpec, Grant, Revocation, Sensitivity};
+use gongzhi_contracts::grants::{AccessHead, Dataset, FieldSpec, Grant, Revocation, Sensitivity};
 use gongzhi_contracts::{check, keys, CheckIndex, DatasetId, GrantId, OrgId, PurposeCode};
 use gongzhi_ledger::codec::to_bytes;
 use gongzhi_ledger::state::apply_changes;
@@ -91,22 +91,50 @@ fn put<T: serde::Serialize>(changes: &mut StateChanges, key: Vec<u8>, value: &T)
     changes.insert(key, Some(to_bytes(value)));
 }
 
+/// The value at `key` after `changes` over `state`, decoded.
+fn current<T: serde::de::DeserializeOwned>(
+    state: &MemoryState,
+    changes: &StateChanges,
+    key: &[u8],
+) -> Option<T> {
+    let bytes = match changes.get(key) {
+        Some(value) => value.clone(),
+        None => state.get(key).cloned(),
+    };
+    bytes.map(|b| gongzhi_ledger::codec::from_bytes(&b, "value").unwrap())
+}
+
+/// Append `id` to the access index of `grantee` on `dataset` (sealing the open chunk when
+/// full, as the contracts do) unless a chunk the head reaches lists it already.
+fn list_access(
+    state: &MemoryState,
+    changes: &mut StateChanges,
+    grantee: &OrgId,
+    dataset: &DatasetId,
+    id: GrantId,
+) {
+    let key = keys::access_index(grantee, dataset);
+    let mut head: AccessHead = current(state, changes, &key).unwrap_or_default();
+    let sealed = (0..head.sealed).any(|chunk| {
+        let key = keys::access_chunk(grantee, dataset, chunk);
+        current::<Vec<GrantId>>(state, changes, &key).is_some_and(|ids| ids.contains(&id))
+    });
+    if sealed || head.open.contains(&id) {
+        return;
+    }
+    head.open.push(id);
+    if head.open.len() == keys::ACCESS_CHUNK {
+        let chunk = keys::access_chunk(grantee, dataset, head.sealed);
+        put(changes, chunk, &std::mem::take(&mut head.open));
+        head.sealed += 1;
+    }
+    put(changes, key, &head);
+}
+
 /// The changes that write grant `id` and list it in its access index (as in `state`).
 fn write_grant(state: &MemoryState, changes: &mut StateChanges, g: &Grant) {
     put(changes, keys::grant(g.id), g);
-    let key = keys::access_index(&g.grantee, &g.dataset);
-    let current = changes
-        .get(&key)
-        .cloned()
-        .flatten()
-        .or_else(|| state.get(&key).cloned());
-    let mut ids: Vec<GrantId> = current
-        .map(|b| gongzhi_ledger::codec::from_bytes(&b, "ids").unwrap())
-        .unwrap_or_default();
-    if let Err(at) = ids.binary_search(&g.id) {
-        ids.insert(at, g.id);
-    }
-    put(changes, key, &ids);
+    list_access(state, changes, &g.grantee, &g.dataset, g.id);
     put(
         changes,
         keys::counter("grant"),
@@ -115,14 +143,7 @@ fn write_grant(state: &MemoryState, changes: &mut StateChanges, g: &Grant) {
 }
 
 fn counter(state: &MemoryState, changes: &StateChanges) -> u64 {
-    let key = keys::counter("grant");
-    changes
-        .get(&key)
-        .cloned()
-        .flatten()
-        .or_else(|| state.get(&key).cloned())
-        .map(|b| gongzhi_ledger::codec::from_bytes(&b, "counter").unwrap())
-        .unwrap_or(0)
+    current(state, changes, &keys::counter("grant")).unwrap_or(0)
 }
 
 fn genesis_state(statuses: &[u8], purposes: u8, grants: &[GrantSpec]) -> MemoryState {
@@ -199,25 +220,20 @@ fn change_set(state: &MemoryState, ops: &[Change]) -> StateChanges {
                 let mut g = grant(existing.0, spec);
                 g.parent = g.parent.filter(|p| p.0 < existing.0);
                 put(&mut changes, keys::grant(existing), &g);
-                let access = keys::access_index(&g.grantee, &g.dataset);
-                let mut ids: Vec<GrantId> = state
-                    .get(&access)
-                    .map(|v| gongzhi_ledger::codec::from_bytes(v, "ids").unwrap())
-                    .unwrap_or_default();
-                if let Err(at) = ids.binary_search(&existing) {
-                    ids.insert(at, existing);
-                }
-                put(&mut changes, access, &ids);
+                list_access(state, &mut changes, &g.grantee, &g.dataset, existing);
             }
             // Corrupt the state: a grant an access index refers to disappears.
             5 if *b == 0 && last > 0 => {
                 changes.insert(keys::grant(existing), None);
             }
+            // An access index loses its head (all of it disappears) or its first sealed chunk.
             6 => {
-                changes.insert(
-                    keys::access_index(&org, &DatasetId(DATASETS[*b as usize % 2].into())),
-                    None,
-                );
+                let dataset = DatasetId(DATASETS[*b as usize % 2].into());
+                let key = match b & 2 {
+                    0 => keys::access_index(&org, &dataset),
+                    _ => keys::access_chunk(&org, &dataset, 0),
+                };
+                changes.insert(key, None);
             }
             _ => {
                 // Keys the index ignores.
@@ -404,4 +420,87 @@ fn names_beyond_the_bitset() {
 fn index_is_send_and_sync() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<CheckIndex>();
+}
+
+/// One pair holding several chunks of grants: the index answers as `check` before and after a
+/// block that fills the open chunk, seals it and opens the next one, and the block wrote only
+/// the head and the newly sealed chunk.
+#[test]
+fn long_access_lists_span_chunks() {
+    let per_chunk = keys::ACCESS_CHUNK;
+    // Varied terms (fields, purposes, flags, windows, uses), all for org-a on ds-x.
+    let spec = |i: usize| -> GrantSpec {
+        let i8 = i as u8;
+        (
+            0,
+            0,
+            i8.wrapping_mul(7),
+            i8.wrapping_mul(3),
+            i8 & 0x07,
+            (i8, i8 >> 2),
+            (i8, i8 >> 1),
+        )
+    };
+    let first: Vec<GrantSpec> = (0..2 * per_chunk + 5).map(spec).collect();
+    let mut state = genesis_state(&[1, 1, 1, 1], 0xff, &first);
+    let grantee = OrgId("org-a".into());
+    let dataset = DatasetId("ds-x".into());
+    let ids = gongzhi_contracts::query::access_list(&state, &grantee, &dataset).unwrap();
+    assert_eq!(ids.len(), first.len());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let mut index = CheckIndex::build(&state).unwrap();
+    let requests: Vec<Request> = (0..64u8)
+        .map(|i| (0, 0, i.wrapping_mul(5), usize::from(i % 4), i))
+        .collect();
+    assert_same(&state, &index, &requests);
+
+    let mut changes = StateChanges::new();
+    let last = counter(&state, &changes);
+    for n in 0..per_chunk as u64 {
+        write_grant(
+            &state,
+            &mut changes,
+            &grant(last + 1 + n, &spec(n as usize + 3)),
+        );
+    }
+    let access_keys: Vec<&Vec<u8>> = changes
+        .keys()
+        .filter(|k| k.starts_with(b"access/"))
+        .collect();
+    assert_eq!(
+        access_keys,
+        vec![
+            &keys::access_index(&grantee, &dataset),
+            &keys::access_chunk(&grantee, &dataset, 2),
+        ]
+    );
+    index.apply(&changes).unwrap();
+    apply_changes(&mut state, &changes);
+    assert_eq!(
+        index,
+        CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap()
+    );
+    assert_same(&state, &index, &requests);
+    let count = gongzhi_contracts::query::access_list(&state, &grantee, &dataset)
+        .unwrap()
+        .len();
+    assert_eq!(count, 3 * per_chunk + 5);
+
+    // Corrupt states: a sealed chunk goes missing (its grants are no longer candidates), then
+    // the head (the chunks it counted are no longer read at all).
+    for key in [
+        keys::access_chunk(&grantee, &dataset, 1),
+        keys::access_index(&grantee, &dataset),
+    ] {
+        let changes: StateChanges = [(key, None)].into_iter().collect();
+        index.apply(&changes).unwrap();
+        apply_changes(&mut state, &changes);
+        assert_eq!(
+            index,
+            CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap()
+        );
+        assert_same(&state, &index, &requests);
+    }
+    let left = gongzhi_contracts::query::access_list(&state, &grantee, &dataset).unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -180,11 +180,7 @@ pub(crate) fn create_grant(
         created: ctx.time,
     };
     store::write(writes, keys::grant(id), &grant);
-    store::sorted_insert(
-        writes,
-        keys::access_index(&grant.grantee, &grant.dataset),
-        id,
-    )?;
+    super::list_access(writes, &grant.grantee, &grant.dataset, id)?;
     store::list_push(
         writes,
         ListName::GrantsByGrantee,

@@ -12,7 +12,8 @@
 //!   listed in `grant-children/<parent>`; revoking a grant revokes every descendant;
 //! - `uses` of a grant counts the uses recorded against it and against its descendants,
 //!   so an ancestor's `max_uses` bounds the whole delegation tree;
-//! - every grant is in `access/<grantee>/<dataset>` and in the grantee, grantor and dataset lists.
+//! - every grant is in the access index of its (grantee, dataset) pair (chunked, in id order:
+//!   [`access_chunks`]) and in the grantee, grantor and dataset lists.
 
 pub mod datasets;
 pub mod lifecycle;
@@ -192,6 +193,72 @@ pub fn get_grant<S: StateReader + ?Sized>(
     id: GrantId,
 ) -> Result<Option<Grant>, ContractError> {
     store::read(state, &keys::grant(id))
+}
+
+/// The head of an access index (`access/<grantee>/<dataset>`): how many chunks are sealed
+/// (stored at [`keys::access_chunk`] `0 .. sealed`) and the open chunk of newer ids, fewer
+/// than [`keys::ACCESS_CHUNK`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessHead {
+    /// Sealed chunks, numbered from 0.
+    pub sealed: u64,
+    /// The ids after the sealed chunks, ascending.
+    pub open: Vec<GrantId>,
+}
+
+/// The access index of (`grantee`, `dataset`) chunk by chunk, as stored: the sealed chunks the
+/// head counts (one that is absent reads as empty), then the head's open chunk; no chunk when
+/// there is no head. The decision evaluates these ids in this order.
+pub fn access_chunks<S: StateReader + ?Sized>(
+    state: &S,
+    grantee: &OrgId,
+    dataset: &DatasetId,
+) -> Result<Vec<Vec<GrantId>>, ContractError> {
+    let Some(head) = store::read::<AccessHead, _>(state, &keys::access_index(grantee, dataset))?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut chunks = (0..head.sealed)
+        .map(|chunk| {
+            let key = keys::access_chunk(grantee, dataset, chunk);
+            Ok(store::read(state, &key)?.unwrap_or_default())
+        })
+        .collect::<Result<Vec<_>, ContractError>>()?;
+    chunks.push(head.open);
+    Ok(chunks)
+}
+
+/// Every grant id in the access index of (`grantee`, `dataset`), in order.
+pub fn access_list<S: StateReader + ?Sized>(
+    state: &S,
+    grantee: &OrgId,
+    dataset: &DatasetId,
+) -> Result<Vec<GrantId>, ContractError> {
+    Ok(access_chunks(state, grantee, dataset)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// List grant `id` (the newest, so the highest) in the access index of (`grantee`,
+/// `dataset`): the head is rewritten, and once per [`keys::ACCESS_CHUNK`] grants its full
+/// open chunk is sealed under the next chunk number, whatever the list's length.
+pub(crate) fn list_access(
+    writes: &mut store::Writes<'_>,
+    grantee: &OrgId,
+    dataset: &DatasetId,
+    id: GrantId,
+) -> Result<(), ContractError> {
+    let key = keys::access_index(grantee, dataset);
+    let mut head: AccessHead = store::read(writes, &key)?.unwrap_or_default();
+    head.open.push(id);
+    if head.open.len() >= keys::ACCESS_CHUNK {
+        let chunk = keys::access_chunk(grantee, dataset, head.sealed);
+        store::write(writes, chunk, &std::mem::take(&mut head.open));
+        head.sealed += 1;
+    }
+    store::write(writes, key, &head);
+    Ok(())
 }
 
 /// An access request, if it exists.

@@ -32,10 +32,9 @@ use std::time::Duration;
 use gongzhi_contracts::decision::evaluate_grant;
 use gongzhi_contracts::grants::Grant as GrantRecord;
 use gongzhi_contracts::{
-    check, keys, query, CheckIndex, ContractError, DatasetId, Decision, GrantId, OrgId, Page,
-    PurposeCode,
+    check, query, CheckIndex, ContractError, DatasetId, Decision, OrgId, Page, PurposeCode,
 };
-use gongzhi_ledger::codec::{from_bytes, to_bytes};
+use gongzhi_ledger::codec::to_bytes;
 use gongzhi_ledger::{Block, Hash, LedgerError, StateChanges, StateReader, Timestamp};
 use gongzhi_proto::v1::authorization_server::Authorization;
 use gongzhi_proto::v1::{
@@ -773,13 +772,7 @@ impl Authorization for AuthorizationService {
             .read(&self.context, move |view| {
                 let decision = check(view, &q.grantee, &q.dataset, &q.fields, &q.purpose, time)
                     .map_err(internal)?;
-                let ids: Vec<GrantId> = match view
-                    .get(&keys::access_index(&q.grantee, &q.dataset))
-                    .map_err(internal)?
-                {
-                    Some(bytes) => from_bytes(&bytes, "access index").map_err(internal)?,
-                    None => Vec::new(),
-                };
+                let ids = query::access_list(view, &q.grantee, &q.dataset).map_err(internal)?;
                 let mut grants = Vec::with_capacity(ids.len());
                 for id in ids {
                     let grant = query::get_grant(view, id)
