@@ -13,6 +13,9 @@
 //! - `baseline/memory_state_get`: one `MemoryState::get` of a random grant key on that state, to
 //!   normalise the figures above when the machine is shared (check ≈ reads × this + decoding).
 //!
+//! - `long_list/*`: one pair already holding 5,000 grants (per-case grants pile up): a block
+//!   of 100 more IssueGrant to it, and the check index applying one of them.
+//!
 //! Run: `cargo bench -p gongzhi-contracts --bench contracts`
 
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -423,5 +426,78 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(contracts, benches);
+/// Grants already held by the one (grantee, dataset) pair of the long-list benches.
+const LONG_LIST: usize = 5_000;
+
+/// Issuing grants to a pair that already holds [`LONG_LIST`] of them: what one grant costs
+/// execution and the check index once a pair's history is long (per-case grants).
+fn long_access_list(c: &mut Criterion) {
+    let mut b = Bench::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let register = Call::RegisterDataset {
+        id: dataset(0),
+        name: "数据集 0".into(),
+        fields: FIELDS
+            .iter()
+            .map(|f| FieldSpec {
+                name: f.to_string(),
+                sensitivity: Sensitivity::Internal,
+            })
+            .collect(),
+    };
+    let tx = b.tx(&owner(0), &register);
+    b.commit(&[tx]);
+    for _ in 0..LONG_LIST / 1_000 {
+        let txs: Vec<Tx> = (0..1_000)
+            .map(|_| {
+                let call = Call::IssueGrant(issue(0, 0, &mut rng));
+                b.tx(&owner(0), &call)
+            })
+            .collect();
+        b.commit(&txs);
+    }
+    let txs: Vec<Tx> = (0..100)
+        .map(|_| {
+            let call = Call::IssueGrant(issue(0, 0, &mut rng));
+            b.tx(&owner(0), &call)
+        })
+        .collect();
+    let ctx = b.ctx();
+    let outcome = execute_block(&b.state, &ctx, &txs).unwrap();
+    assert!(outcome.receipts.iter().all(|r| r.is_success()));
+    let access_bytes: usize = outcome
+        .changes
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"access/"))
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    eprintln!(
+        "long list: the block's final access-index writes hold {access_bytes} bytes \
+         ({} grants already on the pair)",
+        LONG_LIST
+    );
+    let mut group = c.benchmark_group("long_list");
+    group.throughput(Throughput::Elements(txs.len() as u64));
+    group.sample_size(20);
+    group.bench_function("issue_100_grants_to_a_pair_holding_5000", |bench| {
+        bench.iter(|| execute_block(black_box(&b.state), &ctx, black_box(&txs)).unwrap())
+    });
+    // The index follows block by block; per-tx blocks show what one grant costs it.
+    let index = CheckIndex::build(&b.state).unwrap();
+    let one = execute_block(&b.state, &ctx, &txs[..1]).unwrap();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("index_apply_one_grant_to_a_pair_holding_5000", |bench| {
+        bench.iter_batched(
+            || index.clone(),
+            |mut index| {
+                index.apply(black_box(&one.changes)).unwrap();
+                index
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(contracts, benches, long_access_list);
 criterion_main!(contracts);
