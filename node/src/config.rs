@@ -79,6 +79,10 @@ pub struct P2pSection {
     pub peers: Vec<String>,
     /// Largest gossip message, bytes.
     pub max_message_bytes: usize,
+    /// Invalid gossip messages from one peer within a minute that get it banned; 0 never bans.
+    pub ban_after_invalid: u32,
+    /// How long a banned peer is disconnected and refused, seconds.
+    pub ban_seconds: u64,
 }
 
 impl Default for P2pSection {
@@ -87,6 +91,8 @@ impl Default for P2pSection {
             listen: "/ip4/127.0.0.1/tcp/26656".into(),
             peers: Vec::new(),
             max_message_bytes: 4 * 1024 * 1024,
+            ban_after_invalid: 10,
+            ban_seconds: 300,
         }
     }
 }
@@ -265,6 +271,13 @@ impl NodeConfig {
                 BLOCK_MESSAGE_HEADROOM
             );
         }
+        if self.p2p.ban_after_invalid > 0 && self.p2p.ban_seconds == 0 {
+            bail!(
+                "[p2p] ban_seconds must be above 0 while ban_after_invalid = {} (set \
+                 ban_after_invalid = 0 to never ban)",
+                self.p2p.ban_after_invalid
+            );
+        }
         if self.rpc.threads > MAX_RPC_THREADS {
             bail!(
                 "[rpc] threads = {} is more than {MAX_RPC_THREADS}; use 0 for one per core",
@@ -319,6 +332,12 @@ mod tests {
         config.rpc.threads = 10_000;
         let err = config.validate().expect_err("too many API threads");
         assert!(err.to_string().contains("[rpc] threads"), "{err}");
+        let mut config = NodeConfig::default();
+        config.p2p.ban_seconds = 0;
+        let err = config.validate().expect_err("a ban of no time");
+        assert!(err.to_string().contains("[p2p] ban_seconds"), "{err}");
+        config.p2p.ban_after_invalid = 0;
+        assert!(config.validate().is_ok(), "never banning needs no duration");
     }
 
     #[test]

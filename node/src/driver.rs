@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::chain::{certificate_from_votes, Chain, Executed, SyncedBlock};
 use crate::config::ConsensusSection;
-use crate::mempool::{AccountView, Mempool, TxVerifier};
+use crate::mempool::{AccountView, Mempool, MempoolError, TxVerifier};
 use crate::metrics::Metrics;
 use crate::network::{MessageId, NetworkEvent, NetworkHandle, PeerId, Validation};
 use crate::signer::{ChainSigner, ChainVerifier};
@@ -389,16 +389,28 @@ impl Driver {
         match event {
             NetworkEvent::Txs { via, id, txs } => {
                 let count = txs.len();
-                if let Err(mpsc::error::TrySendError::Full(_)) =
+                if let Err(mpsc::error::TrySendError::Full(batch)) =
                     self.tx_ingest.try_send(GossipedTxs { via, id, txs })
                 {
                     tracing::warn!(peer = %via, txs = count, "tx ingest is behind; dropped a gossiped tx batch");
+                    // Our own backlog, not the peer's fault: neither forwarded nor counted.
+                    self.network
+                        .try_report_validation(batch.id, via, Validation::Ignore);
                 }
             }
-            NetworkEvent::Consensus { via, bytes, .. } => match ConsensusEnvelope::decode(&bytes) {
-                Ok(envelope) => self.on_consensus_message(envelope.message)?,
+            // Accepted once it decodes: its signatures and relevance are the core's business,
+            // and forwarding a stale or badly signed vote harms no one. Bytes that do not
+            // decode are garbage on every node, so they count against the peer.
+            NetworkEvent::Consensus { via, id, bytes } => match ConsensusEnvelope::decode(&bytes) {
+                Ok(envelope) => {
+                    self.network
+                        .try_report_validation(id, via, Validation::Accept);
+                    self.on_consensus_message(envelope.message)?
+                }
                 Err(e) => {
-                    tracing::warn!(peer = %via, error = %e, "dropped malformed consensus message")
+                    tracing::warn!(peer = %via, error = %e, "dropped malformed consensus message");
+                    self.network
+                        .try_report_validation(id, via, Validation::Reject);
                 }
             },
             NetworkEvent::ListeningOn(address) => tracing::info!(%address, "listening for peers"),
@@ -862,9 +874,8 @@ impl Driver {
 }
 
 /// Verifies gossiped tx batches off the consensus task — signatures in one batch, on the
-/// blocking pool, without the mempool lock — then admits the valid txs under the lock. A
-/// batch carrying an invalid tx (malformed, oversize, another chain, bad signature) is
-/// reported `Reject` against the peer that relayed it; its valid txs are still admitted.
+/// blocking pool, without the mempool lock — then admits the valid txs under the lock, and
+/// reports the batch's verdict ([`batch_verdict`]); its valid txs are admitted either way.
 /// Ends when the driver drops its sender.
 async fn ingest_gossiped_txs(
     mut batches: mpsc::Receiver<GossipedTxs>,
@@ -895,12 +906,52 @@ async fn ingest_gossiped_txs(
             }
             metrics.set_mempool(pool.len(), pool.total_bytes());
         }
+        let verdict = batch_verdict(&invalid);
         if let Some(first) = invalid.first() {
             tracing::warn!(
-                peer = %via, invalid = invalid.len(), error = %first,
-                "gossiped tx batch carries invalid txs; rejecting it"
+                peer = %via, invalid = invalid.len(), error = %first, ?verdict,
+                "gossiped tx batch carries invalid txs; not forwarding it"
             );
-            let _ = network.report_validation(id, via, Validation::Reject).await;
         }
+        let _ = network.report_validation(id, via, verdict).await;
+    }
+}
+
+/// The verdict on a gossiped tx batch given its txs' invalidity errors: `Accept` when there
+/// are none; `Reject` (which counts against the peer) when a tx is garbage on every node —
+/// malformed, another chain, a bad signature; `Ignore` when the only fault is size, whose
+/// limit is each node's own `[mempool] max_tx_bytes`.
+pub(crate) fn batch_verdict(invalid: &[MempoolError]) -> Validation {
+    if invalid.is_empty() {
+        Validation::Accept
+    } else if invalid
+        .iter()
+        .any(|e| !matches!(e, MempoolError::TooLarge { .. }))
+    {
+        Validation::Reject
+    } else {
+        Validation::Ignore
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_garbage_on_every_node_counts_against_the_peer() {
+        let too_large = || MempoolError::TooLarge {
+            size: 70_000,
+            max: 65_536,
+        };
+        let garbage = || MempoolError::Malformed("trailing bytes".into());
+        let other_chain = || MempoolError::WrongChain {
+            expected: "a".into(),
+            found: "b".into(),
+        };
+        assert_eq!(batch_verdict(&[]), Validation::Accept);
+        assert_eq!(batch_verdict(&[too_large()]), Validation::Ignore);
+        assert_eq!(batch_verdict(&[too_large(), garbage()]), Validation::Reject);
+        assert_eq!(batch_verdict(&[other_chain()]), Validation::Reject);
     }
 }

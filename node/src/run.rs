@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use gongzhi_contracts::Genesis;
@@ -15,7 +16,7 @@ use crate::config::{NodeConfig, Role};
 use crate::driver::{Driver, DriverParts};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
-use crate::network::{self, BlockSource, Network, NetworkConfig, PeerAddress};
+use crate::network::{self, BanPolicy, BlockSource, Network, NetworkConfig, PeerAddress};
 use gongzhi_ledger::keyfile;
 
 /// Load a genesis file (TOML).
@@ -107,6 +108,14 @@ pub async fn start(home: &Path) -> Result<()> {
     net_config.allowed_peers = members.clone();
     net_config.block_source = Arc::new(ChainBlocks(chain.clone()));
     net_config.max_transmit_size = config.p2p.max_message_bytes;
+    // The driver reports a verdict on every gossip message: only checked messages are
+    // forwarded, and peers whose messages are garbage get banned.
+    net_config.manual_validation = true;
+    net_config.ban = BanPolicy {
+        limit: config.p2p.ban_after_invalid,
+        window: Duration::from_secs(60),
+        duration: Duration::from_secs(config.p2p.ban_seconds),
+    };
     let (network, events) = Network::start(net_config).context("cannot start networking")?;
 
     let is_validator = config.node.role == Role::Validator;

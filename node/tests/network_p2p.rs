@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gongzhi_node::network::{
-    keypair_from_node_key, BlockSource, GossipTopic, Multiaddr, Network, NetworkConfig,
+    keypair_from_node_key, BanPolicy, BlockSource, GossipTopic, Multiaddr, Network, NetworkConfig,
     NetworkError, NetworkEvent, NetworkHandle, PeerAddress, PeerId, Validation,
 };
 use tokio::sync::mpsc;
@@ -631,6 +631,100 @@ async fn relay_forwards_only_what_the_host_accepts() {
     assert!(relayed, "relay recorded: {seen_by_c:?}");
 
     for node in [&a, &b, &c] {
+        node.handle.shutdown().await.expect("stops");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_gossip_is_rejected_is_banned_then_readmitted() {
+    init_logs();
+    // B validates manually and bans a peer after 3 rejected messages, for 3 s. A dials B and
+    // keeps redialing it (backoff at most 500 ms), so the ban is what keeps them apart.
+    let ban = Duration::from_secs(3);
+    let mut b = start_node(91, 0, &[92], vec![], |config| {
+        config.manual_validation = true;
+        config.ban = BanPolicy {
+            limit: 3,
+            window: Duration::from_secs(60),
+            duration: ban,
+        };
+    })
+    .await;
+    let a = start_node(92, 0, &[91], vec![b.as_peer()], |config| {
+        config.max_backoff = Duration::from_millis(500);
+    })
+    .await;
+    let (pa, pb) = (a.peer_id(), b.peer_id());
+    wait_for_mesh(&a, &[pb]).await;
+    wait_for_mesh(&b, &[pa]).await;
+
+    // What B accepts never counts; two rejections stay under the limit.
+    let mut verdicts = vec![(b"fine".to_vec(), Validation::Accept)];
+    for i in 0..2 {
+        verdicts.push((format!("garbage {i}").into_bytes(), Validation::Reject));
+    }
+    verdicts.push((b"fine again".to_vec(), Validation::Accept));
+    verdicts.push((b"garbage 2".to_vec(), Validation::Reject));
+    let mut banned_at = None;
+    for (payload, verdict) in verdicts {
+        a.handle
+            .publish_consensus(payload.clone())
+            .await
+            .expect("published");
+        let seen = b
+            .events_until("the message", |event| is_consensus(event, &payload))
+            .await;
+        assert!(
+            !seen.contains(&NetworkEvent::PeerDisconnected(pa)),
+            "disconnected before the third rejection: {seen:?}"
+        );
+        let Some(NetworkEvent::Consensus { id, via, .. }) = seen.last() else {
+            panic!("consensus event expected");
+        };
+        // Taken before the report: the ban starts when the network task handles it.
+        banned_at = Some(std::time::Instant::now());
+        b.handle
+            .report_validation(id.clone(), *via, verdict)
+            .await
+            .expect("running");
+    }
+    b.events_until("A disconnected by the ban", |event| {
+        *event == NetworkEvent::PeerDisconnected(pa)
+    })
+    .await;
+    let banned_at = banned_at.expect("three rejections reported");
+    assert!(
+        !b.handle
+            .connected_peers()
+            .await
+            .expect("running")
+            .contains(&pa),
+        "a banned peer stays disconnected"
+    );
+
+    // A redials every 500 ms at most, but B refuses it until the ban ends; then it is back
+    // and its gossip is delivered again.
+    b.events_until("A readmitted after the ban", |event| {
+        *event == NetworkEvent::PeerConnected(pa)
+    })
+    .await;
+    let apart = banned_at.elapsed();
+    assert!(
+        apart >= ban,
+        "readmitted after {apart:?}, before the {ban:?} ban ended"
+    );
+    wait_for_mesh(&a, &[pb]).await;
+    wait_for_mesh(&b, &[pa]).await;
+    a.handle
+        .publish_consensus(b"after the ban".to_vec())
+        .await
+        .expect("published");
+    b.events_until("gossip after the ban", |event| {
+        is_consensus(event, b"after the ban")
+    })
+    .await;
+
+    for node in [&a, &b] {
         node.handle.shutdown().await.expect("stops");
     }
 }

@@ -278,3 +278,78 @@ fn a_removed_member_is_disconnected_and_refused() -> Result<()> {
     );
     net.stop_all(Duration::from_secs(10))
 }
+
+/// A member's node that gossips garbage: node 3 is stopped and an in-process libp2p peer with
+/// its node key (so a member, let through the connection gate) connects to node 0 and sends
+/// undecodable consensus messages. Node 0 drops them without forwarding, bans the peer after
+/// `[p2p] ban_after_invalid` (10) of them, refuses it from then on, and the three remaining
+/// validators keep committing.
+#[test]
+fn a_member_peer_sending_garbage_is_banned_and_the_chain_goes_on() -> Result<()> {
+    use gongzhi_node::network::{
+        peer_id_from_node_key, GossipTopic, Network, NetworkConfig, PeerAddress,
+    };
+
+    let (_dir, mut net) = devnet(4, 0)?;
+    net.nodes[3].kill9()?;
+    let node_key =
+        |index: usize| demo::demo_key(&net.record.seed, &net.record.nodes[index].org, "node");
+    let node0 = peer_id_from_node_key(node_key(0).public().0)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let rogue = runtime.block_on(async {
+        let mut config =
+            NetworkConfig::new(net.record.chain_id.clone(), node_key(3).secret_bytes());
+        config.listen_addrs = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+        config.peers = vec![PeerAddress {
+            peer_id: node0,
+            address: format!("/ip4/127.0.0.1/tcp/{}", net.record.nodes[0].p2p_port).parse()?,
+        }];
+        config.allowed_peers = [node0].into_iter().collect();
+        let (handle, events) = Network::start(config)?;
+        anyhow::Ok((handle, events))
+    })?;
+    let (rogue, _events) = rogue;
+    wait_until(
+        "the rogue peer to join node 0's consensus topic",
+        DEADLINE,
+        || {
+            let peers = runtime
+                .block_on(rogue.topic_peers(GossipTopic::Consensus))
+                .ok()?;
+            peers.contains(&node0).then_some(())
+        },
+    )?;
+    let start = net.height(0).context("node 0 answers")?;
+
+    for i in 0..12u32 {
+        let garbage = format!("not a consensus message {i}").into_bytes();
+        runtime.block_on(rogue.publish_consensus(garbage))?;
+    }
+    wait_until("node 0 to ban the rogue peer", DEADLINE, || {
+        net.nodes[0]
+            .log_tail(2000)
+            .contains("peer banned")
+            .then_some(())
+    })?;
+    wait_until("node 0 to drop the rogue peer", DEADLINE, || {
+        let peers = runtime.block_on(rogue.connected_peers()).ok()?;
+        (!peers.contains(&node0)).then_some(())
+    })?;
+    let log = net.nodes[0].log_tail(2000);
+    assert!(
+        log.contains("dropped malformed consensus message"),
+        "node 0 did not say why it dropped the messages:\n{log}"
+    );
+
+    // The chain goes on with three validators, and the banned peer stays out meanwhile (it
+    // redials with backoff; the ban lasts 300 s).
+    net.wait_height(0, start + 3, DEADLINE)?;
+    net.wait_height(1, start + 3, DEADLINE)?;
+    let peers = runtime.block_on(rogue.connected_peers())?;
+    assert!(
+        !peers.contains(&node0),
+        "the banned peer is connected again: {peers:?}"
+    );
+    runtime.block_on(rogue.shutdown())?;
+    net.stop_all(Duration::from_secs(10))
+}

@@ -14,7 +14,10 @@
 //!   are delivered once);
 //! - block sync by request-response (`/gongzhi/<chain_id>/sync/1`), served from the host's
 //!   [`BlockSource`];
-//! - reconnection of configured peers with capped exponential backoff.
+//! - reconnection of configured peers with capped exponential backoff;
+//! - with `manual_validation`, gossip is forwarded only once the host accepts it, and a peer
+//!   whose messages are rejected too often is disconnected and refused for a while
+//!   ([`BanPolicy`], `misbehaviour`).
 //!
 //! Invariants: nothing a peer sends can stop the task or the node — bad frames, bad gossip,
 //! non-members and protocol failures are logged with the peer and dropped. Queues are bounded:
@@ -28,6 +31,7 @@ mod dialer;
 mod error;
 mod events;
 mod gating;
+mod misbehaviour;
 mod sync;
 mod task;
 mod transport;
@@ -44,6 +48,7 @@ pub use behaviour::GossipTopic;
 pub use codec::{SyncRequest, SyncResponse, DEFAULT_MAX_RESPONSE_BYTES};
 pub use error::NetworkError;
 pub use gating::{keypair_from_node_key, peer_id_from_node_key};
+pub use misbehaviour::BanPolicy;
 // Re-exported so the host needs no direct libp2p dependency.
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
@@ -108,8 +113,13 @@ pub struct NetworkConfig {
     /// `max_transmit_size`) or 10 ms after its first tx, whichever comes first.
     pub tx_batch: TxBatchLimits,
     /// When true, gossip is forwarded only after the host calls
-    /// [`NetworkHandle::report_validation`] with `Accept`. Default false (forward at once).
+    /// [`NetworkHandle::report_validation`] with `Accept`, and rejected messages count
+    /// against the peer they came from ([`Self::ban`]). Default false (forward at once; no
+    /// peer is ever banned).
     pub manual_validation: bool,
+    /// When a peer whose messages are rejected is disconnected and refused, and for how
+    /// long (only with `manual_validation`). Default: 10 within a minute, for 5 minutes.
+    pub ban: BanPolicy,
 }
 
 impl NetworkConfig {
@@ -134,6 +144,7 @@ impl NetworkConfig {
             max_backoff: Duration::from_secs(10),
             idle_connection_timeout: Duration::from_secs(3600),
             manual_validation: false,
+            ban: BanPolicy::default(),
             tx_batch: TxBatchLimits {
                 max_txs: 1024,
                 max_bytes: 1024 * 1024,
@@ -196,6 +207,12 @@ impl NetworkConfig {
         if self.initial_backoff.is_zero() || self.request_timeout.is_zero() {
             return invalid("initial_backoff and request_timeout must be positive".to_owned());
         }
+        if self.ban.limit > 0 && (self.ban.window.is_zero() || self.ban.duration.is_zero()) {
+            return invalid(
+                "ban.window and ban.duration must be positive when ban.limit is set (0 never bans)"
+                    .to_owned(),
+            );
+        }
         Ok(())
     }
 }
@@ -215,6 +232,7 @@ impl fmt::Debug for NetworkConfig {
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)
             .field("manual_validation", &self.manual_validation)
+            .field("ban", &self.ban)
             .field("tx_batch", &self.tx_batch)
             .finish_non_exhaustive()
     }
@@ -258,7 +276,7 @@ pub enum NetworkEvent {
 pub enum Validation {
     /// Valid: forward it to the mesh.
     Accept,
-    /// Invalid: drop it (the forwarding peer will be penalised once peer scoring is enabled).
+    /// Invalid whatever the node's state: drop it and count it against the forwarding peer.
     Reject,
     /// Drop it without penalty (e.g. stale).
     Ignore,
@@ -407,8 +425,9 @@ impl NetworkHandle {
     }
 
     /// Reports the host's verdict on gossip message `id` received `via` a peer. Only has an
-    /// effect with `manual_validation`. Peer scoring is not enabled yet, so `Reject` and
-    /// `Ignore` both drop the message; `Reject` is the one that will penalise `via` once it is.
+    /// effect with `manual_validation`: `Accept` forwards the message, `Reject` and `Ignore`
+    /// drop it, and `Reject` also counts against `via` (see [`BanPolicy`]). Reject only what
+    /// every honest node would reject whatever its state and configuration.
     pub async fn report_validation(
         &self,
         id: MessageId,
@@ -423,6 +442,24 @@ impl NetworkHandle {
             })
             .await
             .map_err(|_| NetworkError::Stopped)
+    }
+
+    /// [`Self::report_validation`] without waiting, for callers that cannot: when the command
+    /// queue is full the report is dropped (the message is then neither forwarded nor
+    /// counted against the peer) and `false` is returned.
+    pub fn try_report_validation(
+        &self,
+        id: MessageId,
+        via: PeerId,
+        validation: Validation,
+    ) -> bool {
+        self.commands
+            .try_send(Command::ReportValidation {
+                id,
+                via,
+                validation,
+            })
+            .is_ok()
     }
 
     /// Stops the swarm task, closing listeners and connections; returns once they are closed.

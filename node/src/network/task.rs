@@ -31,6 +31,7 @@ use super::codec::{SyncRequest, SyncResponse};
 use super::dialer::Redialer;
 use super::events::EventSink;
 use super::gating::AllowedSetChange;
+use super::misbehaviour::Misbehaviour;
 use super::sync::{serve, BlockSource, ServeLimits};
 use super::transport::build_swarm;
 use super::tx_batch::{decode_tx_batch, TxBatchLimits, TxBatcher, MAX_BATCH_TX_BYTES};
@@ -108,6 +109,10 @@ pub(crate) struct SwarmTask {
     request_timeout: Duration,
     max_transmit_size: usize,
     manual_validation: bool,
+    /// Peers allowed by membership (the allow list holds these minus the banned ones).
+    members: HashSet<PeerId>,
+    /// Rejected gossip per peer, and bans.
+    misbehaviour: Misbehaviour,
     /// Txs waiting to be gossiped as one batch.
     tx_batcher: TxBatcher,
     block_source: Arc<dyn BlockSource>,
@@ -170,6 +175,8 @@ impl SwarmTask {
             request_timeout: config.request_timeout,
             max_transmit_size: config.max_transmit_size,
             manual_validation: config.manual_validation,
+            members: config.allowed_peers.clone(),
+            misbehaviour: Misbehaviour::new(config.ban),
             tx_batcher: TxBatcher::new(TxBatchLimits {
                 max_bytes: config.tx_batch.max_bytes.min(config.max_transmit_size),
                 ..config.tx_batch
@@ -198,6 +205,8 @@ impl SwarmTask {
                 .unwrap_or_else(|| Instant::now() + far_future);
             let batch_due = self.tx_batcher.deadline();
             let batch_deadline = batch_due.unwrap_or_else(|| Instant::now() + far_future);
+            let ban_ends = self.misbehaviour.next_expiry();
+            let ban_deadline = ban_ends.unwrap_or_else(|| Instant::now() + far_future);
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
@@ -226,6 +235,8 @@ impl SwarmTask {
                         self.publish_tx_batch(batch);
                     }
                 }
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(ban_deadline)),
+                    if ban_ends.is_some() => self.lift_bans(),
             }
         };
         let local = self.local_peer_id();
@@ -318,6 +329,9 @@ impl SwarmTask {
                     .gossipsub
                     .report_message_validation_result(&id, &via, acceptance);
                 tracing::debug!(peer = %via, message_id = %id, ?validation, known, "gossip validated");
+                if validation == Validation::Reject {
+                    self.strike(via);
+                }
             }
             // Handled by the loop itself.
             Command::Shutdown { reply } => {
@@ -392,10 +406,24 @@ impl SwarmTask {
     }
 
     fn set_allowed_peers(&mut self, peers: &HashSet<PeerId>) {
+        self.members.clone_from(peers);
+        self.apply_allowed();
+        tracing::info!(allowed = peers.len(), "allowed peers updated");
+    }
+
+    /// Brings the allow list to the members minus the banned peers: connections of peers
+    /// leaving it are closed, configured peers entering it are dialed.
+    fn apply_allowed(&mut self) {
         let local = self.local_peer_id();
+        let target: HashSet<PeerId> = self
+            .members
+            .iter()
+            .filter(|peer| !self.misbehaviour.is_banned(peer))
+            .copied()
+            .collect();
         let change = AllowedSetChange::between(
             self.swarm.behaviour().allowed.allowed_peers(),
-            peers,
+            &target,
             &local,
         );
         let now = Instant::now();
@@ -408,12 +436,37 @@ impl SwarmTask {
             self.swarm.behaviour_mut().allowed.allow_peer(*peer);
             self.redialer.set_allowed(peer, true, now);
         }
-        tracing::info!(
-            added = change.added.len(),
-            removed = change.removed.len(),
-            allowed = peers.len(),
-            "allowed peers updated"
-        );
+        if !change.added.is_empty() || !change.removed.is_empty() {
+            tracing::debug!(added = ?change.added, removed = ?change.removed, "allow list changed");
+        }
+    }
+
+    /// Counts a rejected message against `peer`; at the policy's limit, bans it (only under
+    /// manual validation, where honest peers forward nothing the host has not accepted).
+    fn strike(&mut self, peer: PeerId) {
+        if !self.manual_validation {
+            return;
+        }
+        if let Some(until) = self.misbehaviour.strike(peer, Instant::now()) {
+            let seconds = until.saturating_duration_since(Instant::now()).as_secs();
+            tracing::warn!(
+                %peer, ban_seconds = seconds,
+                "peer banned: too many of its gossip messages were invalid; disconnected and \
+                 refused until the ban ends"
+            );
+            self.apply_allowed();
+        }
+    }
+
+    /// Readmits peers whose ban has ended (if they are still members).
+    fn lift_bans(&mut self) {
+        let lifted = self.misbehaviour.lift_expired(Instant::now());
+        for peer in &lifted {
+            tracing::info!(%peer, member = self.members.contains(peer), "peer ban ended");
+        }
+        if !lifted.is_empty() {
+            self.apply_allowed();
+        }
     }
 
     fn send_answer(&mut self, answer: Answer) {
@@ -493,6 +546,14 @@ impl SwarmTask {
                 error,
                 ..
             } => match error {
+                ListenError::Denied { cause }
+                    if peer_id.is_some_and(|p| self.misbehaviour.is_banned(&p)) =>
+                {
+                    tracing::debug!(
+                        peer = ?peer_id, address = %send_back_addr, %cause,
+                        "refused connection from a banned peer"
+                    );
+                }
                 ListenError::Denied { cause } => tracing::warn!(
                     peer = %peer_id.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string()),
                     address = %send_back_addr, %cause,
@@ -570,6 +631,7 @@ impl SwarmTask {
                 .behaviour_mut()
                 .gossipsub
                 .report_message_validation_result(id, via, MessageAcceptance::Reject);
+            self.strike(*via);
         }
     }
 
