@@ -399,16 +399,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("build_100k_grants", |bench| {
         bench.iter(|| CheckIndex::build(black_box(&b.state)).unwrap())
     });
-    group.bench_function("apply_1000tx_block", |bench| {
-        bench.iter_batched(
-            || index.clone(),
-            |mut index| {
-                index.apply(black_box(&outcome.changes)).unwrap();
-                index
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+    bench_apply(&mut group, "apply_1000tx_block", &index, &outcome.changes);
     group.finish();
 
     // Random grant keys (not adjacent ones, which would stay in cache).
@@ -424,6 +415,25 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Times `CheckIndex::apply` of `changes` to a fresh copy of `index`.
+fn bench_apply(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    index: &CheckIndex,
+    changes: &gongzhi_ledger::StateChanges,
+) {
+    group.bench_function(name, |bench| {
+        bench.iter_batched(
+            || index.clone(),
+            |mut index| {
+                index.apply(black_box(changes)).unwrap();
+                index
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
 }
 
 /// Grants already held by the one (grantee, dataset) pair of the long-list benches.
@@ -486,16 +496,12 @@ fn long_access_list(c: &mut Criterion) {
     let index = CheckIndex::build(&b.state).unwrap();
     let one = execute_block(&b.state, &ctx, &txs[..1]).unwrap();
     group.throughput(Throughput::Elements(1));
-    group.bench_function("index_apply_one_grant_to_a_pair_holding_5000", |bench| {
-        bench.iter_batched(
-            || index.clone(),
-            |mut index| {
-                index.apply(black_box(&one.changes)).unwrap();
-                index
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+    bench_apply(
+        &mut group,
+        "index_apply_one_grant_to_a_pair_holding_5000",
+        &index,
+        &one.changes,
+    );
     group.finish();
 }
 

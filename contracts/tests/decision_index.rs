@@ -422,6 +422,21 @@ fn index_is_send_and_sync() {
     shareable::<CheckIndex>();
 }
 
+/// Applies `changes` to both `index` and `state`, then checks the index equals the one
+/// rebuilt from the state and answers `requests` as `check` does.
+fn apply_and_compare(
+    index: &mut CheckIndex,
+    state: &mut MemoryState,
+    changes: &StateChanges,
+    requests: &[Request],
+) {
+    index.apply(changes).unwrap();
+    apply_changes(state, changes);
+    let rebuilt = CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap();
+    assert_eq!(*index, rebuilt);
+    assert_same(state, index, requests);
+}
+
 /// One pair holding several chunks of grants: the index answers as `check` before and after a
 /// block that fills the open chunk, seals it and opens the next one, and the block wrote only
 /// the head and the newly sealed chunk.
@@ -474,13 +489,7 @@ fn long_access_lists_span_chunks() {
             &keys::access_chunk(&grantee, &dataset, 2),
         ]
     );
-    index.apply(&changes).unwrap();
-    apply_changes(&mut state, &changes);
-    assert_eq!(
-        index,
-        CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap()
-    );
-    assert_same(&state, &index, &requests);
+    apply_and_compare(&mut index, &mut state, &changes, &requests);
     let count = gongzhi_contracts::query::access_list(&state, &grantee, &dataset)
         .unwrap()
         .len();
@@ -493,13 +502,7 @@ fn long_access_lists_span_chunks() {
         keys::access_index(&grantee, &dataset),
     ] {
         let changes: StateChanges = [(key, None)].into_iter().collect();
-        index.apply(&changes).unwrap();
-        apply_changes(&mut state, &changes);
-        assert_eq!(
-            index,
-            CheckIndex::from_entries(state.iter().map(|(k, v)| (&k[..], &v[..]))).unwrap()
-        );
-        assert_same(&state, &index, &requests);
+        apply_and_compare(&mut index, &mut state, &changes, &requests);
     }
     let left = gongzhi_contracts::query::access_list(&state, &grantee, &dataset).unwrap();
     assert!(left.is_empty(), "{left:?}");

@@ -419,6 +419,12 @@ impl Driver {
                 self.metrics.set_peers(self.peers.len());
                 self.publish_status();
             }
+            NetworkEvent::PeerBanned(peer) => {
+                tracing::warn!(%peer, "banned a peer for sending invalid gossip");
+                self.metrics
+                    .peers_banned
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             NetworkEvent::PeerDisconnected(peer) => {
                 self.peers.remove(&peer);
                 self.metrics.set_peers(self.peers.len());

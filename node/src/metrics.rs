@@ -32,6 +32,8 @@ pub struct Metrics {
     pub block_interval_ms_sum: AtomicU64,
     /// Equivocations seen.
     pub evidence: AtomicU64,
+    /// Peers banned for sending invalid gossip.
+    pub peers_banned: AtomicU64,
     /// 1 while catching up by block sync.
     pub syncing: AtomicU64,
     /// Check requests served.
@@ -51,6 +53,7 @@ impl Default for Metrics {
             committed_blocks: AtomicU64::new(0),
             block_interval_ms_sum: AtomicU64::new(0),
             evidence: AtomicU64::new(0),
+            peers_banned: AtomicU64::new(0),
             syncing: AtomicU64::new(0),
             checks: AtomicU64::new(0),
         }
@@ -134,6 +137,12 @@ impl Metrics {
             "counter",
             "Equivocations (double votes) observed.",
             load(&self.evidence),
+        );
+        metric(
+            "peers_banned_total",
+            "counter",
+            "Peers disconnected and refused for a while for sending invalid gossip (see [p2p] ban_after_invalid).",
+            load(&self.peers_banned),
         );
         metric(
             "syncing",

@@ -688,10 +688,15 @@ async fn a_peer_whose_gossip_is_rejected_is_banned_then_readmitted() {
             .await
             .expect("running");
     }
-    b.events_until("A disconnected by the ban", |event| {
-        *event == NetworkEvent::PeerDisconnected(pa)
-    })
-    .await;
+    let seen = b
+        .events_until("A disconnected by the ban", |event| {
+            *event == NetworkEvent::PeerDisconnected(pa)
+        })
+        .await;
+    assert!(
+        seen.contains(&NetworkEvent::PeerBanned(pa)),
+        "the host is told of the ban: {seen:?}"
+    );
     let banned_at = banned_at.expect("three rejections reported");
     assert!(
         !b.handle

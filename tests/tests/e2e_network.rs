@@ -279,6 +279,20 @@ fn a_removed_member_is_disconnected_and_refused() -> Result<()> {
     net.stop_all(Duration::from_secs(10))
 }
 
+/// The Prometheus text a node serves at `http://127.0.0.1:<port>/metrics`.
+fn scrape_metrics(port: u16) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    if !response.starts_with("HTTP/1.1 200") {
+        bail!("metrics answered {:?}", response.lines().next());
+    }
+    Ok(response)
+}
+
 /// A member's node that gossips garbage: node 3 is stopped and an in-process libp2p peer with
 /// its node key (so a member, let through the connection gate) connects to node 0 and sends
 /// undecodable consensus messages. Node 0 drops them without forwarding, bans the peer after
@@ -340,6 +354,14 @@ fn a_member_peer_sending_garbage_is_banned_and_the_chain_goes_on() -> Result<()>
         log.contains("dropped malformed consensus message"),
         "node 0 did not say why it dropped the messages:\n{log}"
     );
+    // Operators see it in the metrics too.
+    let metrics_port = net.record.nodes[0].metrics_port;
+    wait_until("node 0's metrics to count the ban", DEADLINE, || {
+        let text = scrape_metrics(metrics_port).ok()?;
+        text.lines()
+            .any(|line| line == "gongzhi_peers_banned_total 1")
+            .then_some(())
+    })?;
 
     // The chain goes on with three validators, and the banned peer stays out meanwhile (it
     // redials with backoff; the ban lasts 300 s).

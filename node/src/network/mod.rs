@@ -249,6 +249,9 @@ pub enum NetworkEvent {
     PeerConnected(PeerId),
     /// The last connection to a peer reported by `PeerConnected` closed.
     PeerDisconnected(PeerId),
+    /// A peer sent too many rejected gossip messages ([`BanPolicy`]): it is disconnected and
+    /// refused until its ban ends.
+    PeerBanned(PeerId),
     /// A batch of transactions gossiped on the txs topic (framing checked, see
     /// [`decode_tx_batch`]; the txs themselves are not yet decoded nor verified).
     Txs {

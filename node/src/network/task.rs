@@ -455,6 +455,7 @@ impl SwarmTask {
                  refused until the ban ends"
             );
             self.apply_allowed();
+            self.events.emit(NetworkEvent::PeerBanned(peer));
         }
     }
 
