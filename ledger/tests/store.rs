@@ -444,3 +444,29 @@ fn corrupt_stored_bytes_are_reported_not_panicked_on() -> TestResult {
     ));
     Ok(())
 }
+
+/// The options RocksDB persisted (its newest `OPTIONS-*` file) carry, for each of the store's
+/// column families, the delay on bottommost-file rewrites the store sets once it is open.
+#[test]
+fn every_family_delays_bottommost_rewrites() -> TestResult {
+    let (dir, store) = fresh()?;
+    drop(store);
+    let newest = std::fs::read_dir(dir.path())?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("OPTIONS-"))
+        .max_by_key(|name| name["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))
+        .ok_or("no OPTIONS file")?;
+    let text = std::fs::read_to_string(dir.path().join(newest))?;
+    let families = text.matches("[CFOptions \"").count();
+    let delayed = text
+        .lines()
+        .filter(|line| line.trim() == "bottommost_file_compaction_delay=3600")
+        .count();
+    assert_eq!(
+        families, 10,
+        "the store's nine families and RocksDB's unused default one"
+    );
+    assert_eq!(delayed, 9, "{text}");
+    Ok(())
+}

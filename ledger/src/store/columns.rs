@@ -81,6 +81,17 @@ pub fn db_options() -> Options {
     opts
 }
 
+/// Options every family gets once the database is open (RocksDB takes these through
+/// `SetOptions`, not at open time).
+///
+/// `bottommost_file_compaction_delay`: RocksDB rewrites a file of the bottommost level as soon
+/// as no snapshot needs its sequence numbers, only to zero them. The API takes a snapshot for
+/// every latest-state read, so each flushed file (all of them while a family has only level
+/// 0, i.e. its first few hundred MB) was written twice: a devnet node rewrote its whole 59 MB
+/// `jmt_nodes` flush at once. Files younger than an hour are left alone; most are compacted
+/// into the next level before then, which zeroes what it can anyway.
+pub const AFTER_OPEN_CF_OPTIONS: &[(&str, &str)] = &[("bottommost_file_compaction_delay", "3600")];
+
 /// One descriptor per family, all sharing one LRU block cache; point-lookup families get a
 /// bloom filter.
 pub fn descriptors() -> Vec<ColumnFamilyDescriptor> {

@@ -114,6 +114,19 @@ impl Store {
             .map_err(|e| {
                 LedgerError::Storage(format!("opening {}: {}", path.display(), e.into_string()))
             })?;
+        for name in columns::ALL {
+            let family = db.cf_handle(name).ok_or_else(|| {
+                LedgerError::Storage(format!("{}: no column family {name}", path.display()))
+            })?;
+            db.set_options_cf(family, columns::AFTER_OPEN_CF_OPTIONS)
+                .map_err(|e| {
+                    LedgerError::Storage(format!(
+                        "setting options of {name} in {}: {}",
+                        path.display(),
+                        e.into_string()
+                    ))
+                })?;
+        }
         let store = Store {
             db,
             path,
