@@ -199,25 +199,27 @@ fn issue(grantee_: usize, dataset_: usize, rng: &mut ChaCha8Rng) -> NewGrant {
     }
 }
 
+/// Registering dataset `d` (owned by `owner(d % OWNERS)`), every field internal.
+fn register_dataset(d: usize) -> Call {
+    Call::RegisterDataset {
+        id: dataset(d),
+        name: format!("数据集 {d}"),
+        fields: FIELDS
+            .iter()
+            .map(|f| FieldSpec {
+                name: f.to_string(),
+                sensitivity: Sensitivity::Internal,
+            })
+            .collect(),
+    }
+}
+
 /// The 100k-grant state, and the (grantee, dataset) pairs that hold a grant.
 fn setup() -> (Bench, Vec<(usize, usize, GrantId)>) {
     let mut b = Bench::new();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let txs: Vec<Tx> = (0..DATASETS)
-        .map(|d| {
-            let call = Call::RegisterDataset {
-                id: dataset(d),
-                name: format!("数据集 {d}"),
-                fields: FIELDS
-                    .iter()
-                    .map(|f| FieldSpec {
-                        name: f.to_string(),
-                        sensitivity: Sensitivity::Internal,
-                    })
-                    .collect(),
-            };
-            b.tx(&owner(d % OWNERS), &call)
-        })
+        .map(|d| b.tx(&owner(d % OWNERS), &register_dataset(d)))
         .collect();
     b.commit(&txs);
     let mut pairs = Vec::with_capacity(GRANTS);
@@ -444,18 +446,7 @@ const LONG_LIST: usize = 5_000;
 fn long_access_list(c: &mut Criterion) {
     let mut b = Bench::new();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let register = Call::RegisterDataset {
-        id: dataset(0),
-        name: "数据集 0".into(),
-        fields: FIELDS
-            .iter()
-            .map(|f| FieldSpec {
-                name: f.to_string(),
-                sensitivity: Sensitivity::Internal,
-            })
-            .collect(),
-    };
-    let tx = b.tx(&owner(0), &register);
+    let tx = b.tx(&owner(0), &register_dataset(0));
     b.commit(&[tx]);
     for _ in 0..LONG_LIST / 1_000 {
         let txs: Vec<Tx> = (0..1_000)
