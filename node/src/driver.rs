@@ -419,8 +419,8 @@ impl Driver {
                 self.metrics.set_peers(self.peers.len());
                 self.publish_status();
             }
-            NetworkEvent::PeerBanned(peer) => {
-                tracing::warn!(%peer, "banned a peer for sending invalid gossip");
+            // The network task has logged the ban and why.
+            NetworkEvent::PeerBanned(_) => {
                 self.metrics
                     .peers_banned
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -713,15 +713,13 @@ impl Driver {
     /// verified: such txs need no second signature check in the proposal. The mempool is
     /// locked once per block, not once per tx, so the ingest task is not held up.
     fn admitted_txs(&self, block: &Block) -> impl Fn(&Tx) -> bool {
-        let admitted: HashSet<Hash> = {
+        // Hashed before locking: the lock covers only the lookups.
+        let mut hashes: Vec<Hash> = block.txs.iter().map(Tx::hash).collect();
+        {
             let pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
-            block
-                .txs
-                .iter()
-                .map(Tx::hash)
-                .filter(|hash| pool.contains(hash))
-                .collect()
-        };
+            hashes.retain(|hash| pool.contains(hash));
+        }
+        let admitted: HashSet<Hash> = hashes.into_iter().collect();
         move |tx: &Tx| admitted.contains(&tx.hash())
     }
 
