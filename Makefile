@@ -39,10 +39,12 @@ bench: deps ## Criterion benchmarks (figures go to docs/BENCHMARKS.md)
 	$(CARGO) bench --profile release -p gongzhi-ledger -p gongzhi-contracts
 
 # RocksDB's bindgen needs libclang; a fresh machine lacks it. We are root on the dev and CI
-# machines, so install it, and say so.
+# machines, so install it, and say so. Only libclang itself counts: libclang-cpp (which other
+# packages pull in) is a different library that bindgen cannot load.
+LIBCLANG_GLOBS := /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+	/usr/lib/*/libclang.so* /usr/lib/*/libclang-[0-9]*.so*
 deps:
-	@if ! compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null && \
-	    ! compgen -G '/usr/lib/*/libclang*.so*' >/dev/null; then \
+	@if ! for g in $(LIBCLANG_GLOBS); do compgen -G "$$g"; done | grep -q .; then \
 	  echo ">>> libclang is missing (RocksDB's bindgen needs it): installing libclang-dev with apt-get"; \
 	  if [ "$$(id -u)" != 0 ]; then echo ">>> not root: run 'sudo apt-get install libclang-dev' and retry"; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null && \
