@@ -19,7 +19,7 @@
 //!   access key splits at its first two `/` after the prefix (a chunk number is the 8 bytes
 //!   after the second, whatever they are);
 //! - adding a grant to a long access list costs the index its head (fewer than
-//!   [`keys::ACCESS_CHUNK`] entries) and at most one sealed chunk, not the whole list.
+//!   [`keys::CHUNK`] entries) and at most one sealed chunk, not the whole list.
 //!
 //!
 //! Layout (what a check touches): organisation, dataset, purpose and field names are interned

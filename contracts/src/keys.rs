@@ -3,15 +3,17 @@
 //! Keys are readable byte strings: a prefix naming the table, then `/`-separated parts. Slug
 //! ids cannot contain `/` ([`crate::types::is_slug`]), sequential ids are 8 bytes big-endian,
 //! public keys and resident ids are their 32 raw bytes (fixed length, so unambiguous).
-//! Only point reads exist on the state trait, so every list is an explicit index:
-//! one key holding a small ordered `Vec` (orgs, datasets, purposes, reasons, grant children),
-//! an append-only paged list (`list/<name>/<owner>` = count, `list/<name>/<owner>/<i:be>` =
-//! entry), or, for the grants per (grantee, dataset) that every decision reads, an append-only
-//! chunked list: `access/<grantee>/<dataset>` holds the newest, open chunk and the number of
-//! sealed chunks, `access/<grantee>/<dataset>/<c:be>` holds sealed chunk `c` (a full `Vec` of
-//! [`ACCESS_CHUNK`] ids). Adding a grant rewrites the open chunk (and, once per
-//! `ACCESS_CHUNK` grants, seals it), never the whole list; a receipt proves a few chunks, not
-//! one key per grant.
+//! Only point reads exist on the state trait, so every list is an explicit index: one key
+//! holding a small ordered `Vec` (orgs, datasets, purposes, reasons, grant children), or an
+//! append-only chunked list ([`crate::types::ChunkedHead`]): a head key holding the newest,
+//! open chunk and the number of sealed chunks, and one key per sealed chunk (a full `Vec` of
+//! [`CHUNK`] entries). Three families are chunked: the grants per (grantee, dataset) that every
+//! decision reads (`access/<grantee>/<dataset>`, chunks at `access/<grantee>/<dataset>/<c:be>`)
+//! the paged lists (`list/<name>/<owner>`, chunks at `list/<name>/<owner>/<c:be>`), and a
+//! resident's history, whose head shares a value with the balance (`resident/<id>`, chunks at
+//! `resident/<id>/<c:be>`) because every civility record changes both.
+//! Appending rewrites the head (and, once per [`CHUNK`] entries, seals it), never the whole
+//! list; a receipt proves a few chunks, not one key per entry.
 
 use gongzhi_ledger::PublicKey;
 
@@ -127,8 +129,8 @@ pub fn grant_children(id: GrantId) -> Vec<u8> {
     join(&[b"grant-children", &id.0.to_be_bytes()])
 }
 
-/// Grant ids in a sealed chunk of an access index (the open chunk holds fewer).
-pub const ACCESS_CHUNK: usize = 64;
+/// Entries in a sealed chunk of a chunked list (its head's open chunk holds fewer).
+pub const CHUNK: usize = 64;
 
 /// The head of the access index of (`grantee`, `dataset`), which the decision function reads
 /// first: an [`AccessHead`](crate::grants::AccessHead) (sealed chunk count, open chunk).
@@ -137,7 +139,7 @@ pub fn access_index(grantee: &OrgId, dataset: &DatasetId) -> Vec<u8> {
 }
 
 /// Sealed chunk `chunk` of the access index of (`grantee`, `dataset`): a `Vec<GrantId>` of
-/// [`ACCESS_CHUNK`] ids, ascending; chunk `c` holds the list's entries `c·ACCESS_CHUNK ..`.
+/// [`CHUNK`] ids, ascending; chunk `c` holds the list's entries `c·CHUNK ..`.
 pub fn access_chunk(grantee: &OrgId, dataset: &DatasetId, chunk: u64) -> Vec<u8> {
     join(&[
         prefix::ACCESS,
@@ -147,9 +149,16 @@ pub fn access_chunk(grantee: &OrgId, dataset: &DatasetId, chunk: u64) -> Vec<u8>
     ])
 }
 
-/// A resident's balance.
-pub fn balance(resident: &ResidentId) -> Vec<u8> {
-    join(&[b"balance", &resident.0])
+/// A resident's account: balance and the head of their history (a
+/// [`crate::civility::ResidentAccount`]), changed together by every civility record.
+pub fn resident(resident: &ResidentId) -> Vec<u8> {
+    join(&[b"resident", &resident.0])
+}
+
+/// Sealed chunk `chunk` of a resident's history: [`CHUNK`] record ids, oldest first (the
+/// resident id is 32 raw bytes, so the chunk number after it is unambiguous).
+pub fn history_chunk(resident: &ResidentId, chunk: u64) -> Vec<u8> {
+    join(&[b"resident", &resident.0, &chunk.to_be_bytes()])
 }
 
 /// A civility record.
@@ -168,8 +177,6 @@ pub enum ListName {
     GrantsByDataset,
     /// Access requests by dataset (for the owner's inbox).
     RequestsByDataset,
-    /// Civility records by resident.
-    History,
 }
 
 impl ListName {
@@ -179,19 +186,19 @@ impl ListName {
             ListName::GrantsByGrantor => b"grantor",
             ListName::GrantsByDataset => b"dataset-grants",
             ListName::RequestsByDataset => b"dataset-requests",
-            ListName::History => b"history",
         }
     }
 }
 
-/// Length of a paged list.
-pub fn list_len(name: ListName, owner: &[u8]) -> Vec<u8> {
+/// The head of a paged list: a [`crate::types::ChunkedHead`] (sealed chunk count, open chunk).
+pub fn list_head(name: ListName, owner: &[u8]) -> Vec<u8> {
     join(&[b"list", name.prefix(), owner])
 }
 
-/// Entry `index` of a paged list.
-pub fn list_entry(name: ListName, owner: &[u8], index: u64) -> Vec<u8> {
-    join(&[b"list", name.prefix(), owner, &index.to_be_bytes()])
+/// Sealed chunk `chunk` of a paged list: a `Vec` of [`CHUNK`] entries, the list's entries
+/// `chunk·CHUNK ..` in append order.
+pub fn list_chunk(name: ListName, owner: &[u8], chunk: u64) -> Vec<u8> {
+    join(&[b"list", name.prefix(), owner, &chunk.to_be_bytes()])
 }
 
 /// A readable rendering of a key for error messages.

@@ -45,6 +45,6 @@ pub use execute::{execute_block, BlockContext, BlockOutcome};
 pub use genesis::{genesis_changes, Genesis, GenesisOrg, GenesisPurpose, GenesisReason};
 pub use governance::validators::validator_set_for_next_block;
 pub use types::{
-    DatasetId, GrantId, OrgId, Page, PageOf, ProposalId, PurposeCode, ReasonCode, RecordId,
-    RequestId, ResidentId,
+    ChunkedHead, DatasetId, GrantId, OrgId, Page, PageOf, ProposalId, PurposeCode, ReasonCode,
+    RecordId, RequestId, ResidentId,
 };

@@ -3,6 +3,11 @@
 //! Values are postcard bytes ([`gongzhi_ledger::codec::to_bytes`]); a value that does not decode
 //! is corrupt state, a fatal [`ContractError`]. Writes go to an [`Overlay`] ([`Writes`]), so a
 //! call that fails can be dropped without touching anything.
+//!
+//! Append-only lists are chunked ([`ChunkedHead`]): appending rewrites one small head key and,
+//! once per [`keys::CHUNK`] entries, seals a full chunk under its own key. A block that appends
+//! `n` entries to a list therefore changes about `1 + n / CHUNK` state keys, not `n + 1`, which
+//! is what the Merkle tree is rehashed (and the node's store written) for.
 
 use gongzhi_ledger::codec::{from_bytes, to_bytes};
 use gongzhi_ledger::{Overlay, StateReader};
@@ -11,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::ContractError;
 use crate::keys::{self, ListName};
-use crate::types::{Page, PageOf};
+use crate::types::{ChunkedHead, Page, PageOf};
 
 /// Pending writes of one call (or one block) over the state below.
 pub(crate) type Writes<'a> = Overlay<'a, dyn StateReader + 'a>;
@@ -73,33 +78,93 @@ pub(crate) fn last_id<S: StateReader + ?Sized>(
     Ok(read(state, &keys::counter(name))?.unwrap_or(0))
 }
 
-/// Append to a paged list.
-pub(crate) fn list_push<T: Serialize>(
+/// Append `value` to the chunked list whose head is at `head_key`; sealed chunk `c` is stored
+/// at `chunk_key(c)`. The head is rewritten, and when its open chunk reaches [`keys::CHUNK`]
+/// entries that chunk is sealed under the next chunk number, whatever the list's length.
+pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
     writes: &mut Writes<'_>,
-    name: ListName,
-    owner: &[u8],
-    value: &T,
+    head_key: Vec<u8>,
+    chunk_key: impl FnOnce(u64) -> Vec<u8>,
+    value: T,
 ) -> Result<(), ContractError> {
-    let len_key = keys::list_len(name, owner);
-    let len: u64 = read(writes, &len_key)?.unwrap_or(0);
-    write(writes, keys::list_entry(name, owner, len), value);
-    write(writes, len_key, &(len + 1));
+    let mut head: ChunkedHead<T> = read(writes, &head_key)?.unwrap_or_default();
+    if let Some((chunk, entries)) = head.push(value) {
+        write(writes, chunk_key(chunk), &entries);
+    }
+    write(writes, head_key, &head);
     Ok(())
 }
 
-/// One page of a paged list.
-pub(crate) fn list_page<T: DeserializeOwned, S: StateReader + ?Sized>(
+/// Append to a paged list (`list/<name>/<owner>`, chunked: see [`chunked_push`]).
+pub(crate) fn list_push<T: Serialize + DeserializeOwned>(
+    writes: &mut Writes<'_>,
+    name: ListName,
+    owner: &[u8],
+    value: T,
+) -> Result<(), ContractError> {
+    chunked_push(
+        writes,
+        keys::list_head(name, owner),
+        |chunk| keys::list_chunk(name, owner, chunk),
+        value,
+    )
+}
+
+/// One page of a paged list (`list/<name>/<owner>`; see [`chunked_page`]).
+pub(crate) fn list_page<T: DeserializeOwned + Clone, S: StateReader + ?Sized>(
     state: &S,
     name: ListName,
     owner: &[u8],
     page: Page,
 ) -> Result<PageOf<T>, ContractError> {
-    let total: u64 = read(state, &keys::list_len(name, owner))?.unwrap_or(0);
+    let head: ChunkedHead<T> = read(state, &keys::list_head(name, owner))?.unwrap_or_default();
+    chunked_page(
+        state,
+        &head,
+        |chunk| keys::list_chunk(name, owner, chunk),
+        page,
+    )
+}
+
+/// One page of the chunked list with head `head` (sealed chunk `c` at `chunk_key(c)`): only
+/// the sealed chunks the page overlaps are read. A sealed chunk that is missing or not full is
+/// corrupt state.
+pub(crate) fn chunked_page<T: DeserializeOwned + Clone, S: StateReader + ?Sized>(
+    state: &S,
+    head: &ChunkedHead<T>,
+    chunk_key: impl Fn(u64) -> Vec<u8>,
+    page: Page,
+) -> Result<PageOf<T>, ContractError> {
+    let total = head.len();
     let limit = page.limit.min(Page::MAX_LIMIT);
     let end = page.start.saturating_add(limit).min(total);
-    let mut items = Vec::new();
-    for index in page.start..end {
-        items.push(read_required(state, &keys::list_entry(name, owner, index))?);
+    let chunk_len = keys::CHUNK as u64;
+    let mut items = Vec::with_capacity(end.saturating_sub(page.start) as usize);
+    let mut index = page.start;
+    let open_start = head.sealed.saturating_mul(chunk_len);
+    while index < end {
+        if index >= open_start {
+            // The rest of the page is in the head: `total` counts exactly its entries.
+            let from = (index - open_start) as usize;
+            items.extend_from_slice(&head.open[from..from + (end - index) as usize]);
+            break;
+        }
+        let (chunk, offset) = (index / chunk_len, index % chunk_len);
+        let count = (end - index).min(chunk_len - offset);
+        let key = chunk_key(chunk);
+        let entries: Vec<T> = read_required(state, &key)?;
+        if entries.len() != keys::CHUNK {
+            return Err(ContractError::Corrupt {
+                key: keys::display(&key),
+                reason: format!(
+                    "a sealed chunk holds {} entries, not {}",
+                    entries.len(),
+                    keys::CHUNK
+                ),
+            });
+        }
+        items.extend_from_slice(&entries[offset as usize..(offset + count) as usize]);
+        index += count;
     }
     let next = (end < total).then_some(end);
     Ok(PageOf { items, total, next })

@@ -150,6 +150,52 @@ impl Page {
     }
 }
 
+/// The head of an append-only chunked list (the access index of a (grantee, dataset) pair, a
+/// paged list): how many full chunks of [`crate::keys::CHUNK`] entries are sealed under their
+/// own keys (numbered from 0), and the open chunk of newer entries, fewer than `CHUNK`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkedHead<T> {
+    /// Sealed chunks, numbered from 0.
+    pub sealed: u64,
+    /// The entries after the sealed chunks, in append order.
+    pub open: Vec<T>,
+}
+
+impl<T> Default for ChunkedHead<T> {
+    fn default() -> Self {
+        ChunkedHead {
+            sealed: 0,
+            open: Vec::new(),
+        }
+    }
+}
+
+impl<T> ChunkedHead<T> {
+    /// Append `value` to the open chunk. When that fills it, the full chunk is taken out and
+    /// returned with its number, for the caller to store under that chunk's key.
+    pub fn push(&mut self, value: T) -> Option<(u64, Vec<T>)> {
+        self.open.push(value);
+        if self.open.len() < crate::keys::CHUNK {
+            return None;
+        }
+        let chunk = self.sealed;
+        self.sealed += 1;
+        Some((chunk, std::mem::take(&mut self.open)))
+    }
+
+    /// Entries in the whole list.
+    pub fn len(&self) -> u64 {
+        self.sealed
+            .saturating_mul(crate::keys::CHUNK as u64)
+            .saturating_add(self.open.len() as u64)
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageOf<T> {

@@ -123,7 +123,7 @@ fn list_access(
         return;
     }
     head.open.push(id);
-    if head.open.len() == keys::ACCESS_CHUNK {
+    if head.open.len() == keys::CHUNK {
         let chunk = keys::access_chunk(grantee, dataset, head.sealed);
         put(changes, chunk, &std::mem::take(&mut head.open));
         head.sealed += 1;
@@ -442,7 +442,7 @@ fn apply_and_compare(
 /// the head and the newly sealed chunk.
 #[test]
 fn long_access_lists_span_chunks() {
-    let per_chunk = keys::ACCESS_CHUNK;
+    let per_chunk = keys::CHUNK;
     // Varied terms (fields, purposes, flags, windows, uses), all for org-a on ds-x.
     let spec = |i: usize| -> GrantSpec {
         let i8 = i as u8;

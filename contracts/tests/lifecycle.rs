@@ -10,7 +10,9 @@ use gongzhi_contracts::civility::RecordKind;
 use gongzhi_contracts::grants::datasets::AccessRequestArgs;
 use gongzhi_contracts::grants::lifecycle::{Delegation, UseRecord};
 use gongzhi_contracts::grants::{GrantTerms, RequestStatus};
-use gongzhi_contracts::{check, query, Decision, DenyReason, GrantId, Page, ReasonCode, RequestId};
+use gongzhi_contracts::{
+    check, query, Decision, DenyReason, GrantId, Page, ReasonCode, RecordId, RequestId,
+};
 use gongzhi_ledger::{Hash, Timestamp};
 
 #[test]
@@ -301,4 +303,183 @@ fn nonces_are_per_signer_and_readable() {
         2
     );
     assert_eq!(query::list_datasets(&w.state).unwrap().len(), 2);
+}
+
+/// The keys under `prefix` that a block changed, readably.
+fn changed_under(outcome: &gongzhi_contracts::BlockOutcome, prefix: &[u8]) -> Vec<String> {
+    outcome
+        .changes
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .map(|k| gongzhi_contracts::keys::display(k))
+        .collect()
+}
+
+/// A paged list longer than two chunks: blocks of many appends change only the list's head
+/// and the chunks they seal; every page (inside a chunk, across chunk borders, into the open
+/// chunk, past the end) reads back the ids in issue order; a corrupt sealed chunk is an error,
+/// not a short page.
+#[test]
+fn paged_lists_span_chunks() {
+    use gongzhi_contracts::grants::lifecycle::NewGrant;
+    use gongzhi_contracts::{keys, ContractError};
+
+    let mut w = World::new();
+    let chunk = keys::CHUNK;
+    let total = 2 * chunk + 5;
+    let key = operator_key("civil-affairs");
+    let mut issued: Vec<GrantId> = Vec::new();
+    for block in (0..total).collect::<Vec<_>>().chunks(50) {
+        let call = Call::IssueGrant(NewGrant {
+            grantee: org("health"),
+            dataset: dataset("elderly-roll"),
+            fields: fields(&["age"]),
+            purposes: vec![purpose("elderly-care")],
+            valid_from: Timestamp(w.time + 1000),
+            valid_until: Timestamp(w.time + DAY),
+            terms: GrantTerms::default(),
+            parent: None,
+        });
+        let txs: Vec<_> = block.iter().map(|_| w.next_tx(&key, &call)).collect();
+        let before = issued.len();
+        let outcome = w.execute(&txs);
+        for receipt in &outcome.receipts {
+            issued.push(grant_id(receipt.outcome.clone()));
+        }
+        let sealed = issued.len() / chunk - before / chunk;
+        let head = keys::list_head(keys::ListName::GrantsByGrantee, b"health");
+        let list_keys = changed_under(&outcome, &head);
+        assert_eq!(
+            list_keys.len(),
+            1 + sealed,
+            "{} appends to a list of {before} changed {list_keys:?}",
+            txs.len()
+        );
+    }
+    assert_eq!(issued.len(), total);
+
+    let ids = |page: gongzhi_contracts::PageOf<gongzhi_contracts::grants::Grant>| {
+        page.items.iter().map(|g| g.id).collect::<Vec<_>>()
+    };
+    let lists: [&dyn Fn(Page) -> Vec<GrantId>; 3] = [
+        &|p| ids(query::grants_by_grantee(&w.state, &org("health"), p).unwrap()),
+        &|p| ids(query::grants_by_grantor(&w.state, &org("civil-affairs"), p).unwrap()),
+        &|p| ids(query::grants_by_dataset(&w.state, &dataset("elderly-roll"), p).unwrap()),
+    ];
+    for list in lists {
+        for start in [
+            0,
+            1,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            2 * chunk,
+            total - 1,
+            total,
+            total + 9,
+        ] {
+            for limit in [0, 1, 7, chunk, chunk + 3, 1000, 5000] {
+                let page = Page {
+                    start: start as u64,
+                    limit: limit as u64,
+                };
+                let end = (start + limit.min(1000)).min(total);
+                let want = issued.get(start..end).unwrap_or(&[]);
+                assert_eq!(list(page), want, "start {start}, limit {limit}");
+            }
+        }
+    }
+    let page = query::grants_by_grantee(
+        &w.state,
+        &org("health"),
+        Page {
+            start: 60,
+            limit: 10,
+        },
+    )
+    .unwrap();
+    assert_eq!((page.total, page.next), (total as u64, Some(70)));
+
+    // Sealed chunk 1 loses an entry: pages that reach it fail with the key named.
+    let chunk_key = keys::list_chunk(keys::ListName::GrantsByGrantee, b"health", 1);
+    let short: Vec<GrantId> = issued[chunk..2 * chunk - 1].to_vec();
+    w.state
+        .insert(chunk_key.clone(), gongzhi_ledger::codec::to_bytes(&short));
+    let inside = Page {
+        start: 0,
+        limit: chunk as u64,
+    };
+    assert!(query::grants_by_grantee(&w.state, &org("health"), inside).is_ok());
+    let across = Page {
+        start: chunk as u64 - 1,
+        limit: 2,
+    };
+    match query::grants_by_grantee(&w.state, &org("health"), across) {
+        Err(ContractError::Corrupt { key, reason }) => {
+            assert_eq!(key, keys::display(&chunk_key));
+            assert!(reason.contains("63 entries, not 64"), "{reason}");
+        }
+        other => panic!("expected a corrupt-state error, got {other:?}"),
+    }
+    w.state.remove(&chunk_key);
+    assert!(matches!(
+        query::grants_by_grantee(&w.state, &org("health"), across),
+        Err(ContractError::Corrupt { .. })
+    ));
+}
+
+/// A resident with more than two chunks of records: each block changes one key for the
+/// resident's balance and history together (plus the chunks it seals), the balance is what
+/// the records add up to, and the history pages back every record in order.
+#[test]
+fn a_resident_history_spans_chunks_and_shares_its_key_with_the_balance() {
+    use gongzhi_contracts::keys;
+
+    let mut w = World::new();
+    let r = resident(3);
+    let issuer = operator_key("civil-affairs");
+    let shop = operator_key("service-point");
+    let award = Call::Award {
+        resident: r,
+        reason: ReasonCode("volunteering".into()),
+        points: 2,
+    };
+    let redeem = Call::Redeem {
+        resident: r,
+        points: 1,
+        item: "soap".into(),
+    };
+    let mut records: Vec<RecordId> = Vec::new();
+    for _ in 0..3 {
+        let mut txs: Vec<_> = (0..40).map(|_| w.next_tx(&issuer, &award)).collect();
+        txs.extend((0..10).map(|_| w.next_tx(&shop, &redeem)));
+        let before = records.len();
+        let outcome = w.execute(&txs);
+        for receipt in &outcome.receipts {
+            match output(&receipt.outcome) {
+                CallOutput::Record(id) => records.push(id),
+                other => panic!("expected a record, got {other:?}"),
+            }
+        }
+        let sealed = records.len() / keys::CHUNK - before / keys::CHUNK;
+        let touched = changed_under(&outcome, &keys::resident(&r));
+        assert_eq!(touched.len(), 1 + sealed, "{touched:?}");
+        assert!(changed_under(&outcome, b"balance").is_empty());
+    }
+    assert_eq!(query::balance(&w.state, &r).unwrap(), 3 * (40 * 2 - 10));
+    let all = query::history(&w.state, &r, Page::first(1000)).unwrap();
+    assert_eq!(all.total, 150);
+    let ids: Vec<RecordId> = all.items.iter().map(|rec| rec.id).collect();
+    assert_eq!(ids, records);
+    let across = query::history(
+        &w.state,
+        &r,
+        Page {
+            start: 60,
+            limit: 10,
+        },
+    )
+    .unwrap();
+    assert_eq!(across.items, all.items[60..70]);
+    assert_eq!(across.next, Some(70));
 }

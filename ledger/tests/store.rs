@@ -470,3 +470,42 @@ fn every_family_delays_bottommost_rewrites() -> TestResult {
     assert_eq!(delayed, 9, "{text}");
     Ok(())
 }
+
+/// A home made by a release with another store layout (here: version 1, before the chunked
+/// contract state) is refused at open with both versions named, and nothing in it changes.
+#[test]
+fn a_store_of_another_layout_version_is_refused_with_both_versions() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = Store::open(dir.path())?;
+        init_test_genesis(&store)?;
+        let mut chain = TestChain::new(2, 1, KEY_SPACE);
+        commit_blocks(&store, &mut chain, 2)?;
+    }
+    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path())?;
+    {
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs)?;
+        let meta = db.cf_handle("meta").ok_or("no meta family")?;
+        db.put_cf(meta, b"format", 1u64.to_be_bytes())?;
+    }
+    match Store::open(dir.path()) {
+        Err(LedgerError::Corrupt(message)) => {
+            assert!(
+                message.contains("store layout version 1; this node reads version 2"),
+                "{message}"
+            );
+            assert!(message.contains("another gongzhi release"), "{message}");
+        }
+        Err(other) => return Err(format!("expected the layout refusal, got {other}").into()),
+        Ok(_) => return Err("a store of layout version 1 was opened".into()),
+    }
+    // The refusal wrote nothing: with the version put back, the store opens at its tip.
+    {
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs)?;
+        let meta = db.cf_handle("meta").ok_or("no meta family")?;
+        db.put_cf(meta, b"format", 2u64.to_be_bytes())?;
+    }
+    let store = Store::open(dir.path())?;
+    assert_eq!(store.latest_height(), 2);
+    Ok(())
+}

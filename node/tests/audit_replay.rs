@@ -240,3 +240,38 @@ fn damaged_or_truncated_file_is_a_format_error() {
         "{err}"
     );
 }
+
+/// An export whose header names another format version (version 1: made by a release with the
+/// old contract state layout) is refused before any block, naming both versions, instead of
+/// failing later as a state-root mismatch.
+#[test]
+fn an_export_of_another_format_version_is_refused_by_version() {
+    use std::io::{Read, Write};
+
+    let export = demo_export();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&export.file).unwrap())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(&plain[8..12], &2u32.to_le_bytes());
+    plain[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let old = export.file.with_file_name("version1.gzaudit");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    std::fs::write(&old, gz.finish().unwrap()).unwrap();
+    let err = replay(&old).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::Format(FormatError::UnsupportedVersion {
+                found: 1,
+                supported: 2
+            })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("matching gongzhi release"),
+        "{err}"
+    );
+}

@@ -12,8 +12,10 @@
 //!   that (the points were already redeemed): balances never go negative and a reversal never
 //!   silently becomes partial; the issuer settles such a case off chain. A reversal does not
 //!   give quota back;
-//! - `balance/<resident>` always equals awards − redemptions − reversals of that resident;
-//! - every record is appended to its resident's history list, in execution order.
+//! - a resident's balance always equals their awards − redemptions − reversals;
+//! - every record is appended to its resident's history list, in execution order;
+//! - balance and history head share one value, `resident/<id>` ([`ResidentAccount`]): every
+//!   record changes both, so a block touches one key per resident, not two.
 
 use gongzhi_ledger::{StateReader, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -22,9 +24,9 @@ use crate::error::{reject, CallResult, ContractError};
 use crate::execute::CallContext;
 use crate::governance::{check_text, get_reason, Role};
 use crate::grants::datasets::require_role;
-use crate::keys::{self, ListName};
+use crate::keys;
 use crate::store::{self, Writes};
-use crate::types::{OrgId, Page, PageOf, ReasonCode, RecordId, ResidentId};
+use crate::types::{ChunkedHead, OrgId, Page, PageOf, ReasonCode, RecordId, ResidentId};
 
 const RECORD_SEQUENCE: &str = "record";
 
@@ -80,12 +82,30 @@ pub struct QuotaUse {
     pub used: u64,
 }
 
+/// A resident's standing (`resident/<id>`): the balance and the head of the history, whose
+/// sealed chunks are at [`keys::history_chunk`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidentAccount {
+    /// Points available.
+    pub balance: u64,
+    /// The resident's record ids, oldest first.
+    pub history: ChunkedHead<RecordId>,
+}
+
+/// A resident's account (empty if they have no record).
+pub fn account<S: StateReader + ?Sized>(
+    state: &S,
+    resident: &ResidentId,
+) -> Result<ResidentAccount, ContractError> {
+    Ok(store::read(state, &keys::resident(resident))?.unwrap_or_default())
+}
+
 /// A resident's balance (0 if never awarded).
 pub fn balance<S: StateReader + ?Sized>(
     state: &S,
     resident: &ResidentId,
 ) -> Result<u64, ContractError> {
-    Ok(store::read(state, &keys::balance(resident))?.unwrap_or(0))
+    Ok(account(state, resident)?.balance)
 }
 
 /// A record, if it exists.
@@ -102,7 +122,13 @@ pub fn history<S: StateReader + ?Sized>(
     resident: &ResidentId,
     page: Page,
 ) -> Result<PageOf<CivilityRecord>, ContractError> {
-    let ids: PageOf<RecordId> = store::list_page(state, ListName::History, &resident.0, page)?;
+    let head = account(state, resident)?.history;
+    let ids = store::chunked_page(
+        state,
+        &head,
+        |chunk| keys::history_chunk(resident, chunk),
+        page,
+    )?;
     let mut items = Vec::with_capacity(ids.items.len());
     for id in ids.items {
         items.push(store::read_required(state, &keys::record(id))?);
@@ -114,10 +140,13 @@ pub fn history<S: StateReader + ?Sized>(
     })
 }
 
+/// Store a new record of `resident`, whose balance becomes `balance`, and append it to their
+/// history.
 fn append(
     writes: &mut Writes<'_>,
     ctx: &CallContext,
-    resident: ResidentId,
+    (resident, mut account): (ResidentId, ResidentAccount),
+    balance: u64,
     points: u64,
     kind: RecordKind,
 ) -> CallResult<RecordId> {
@@ -132,7 +161,11 @@ fn append(
         height: ctx.height,
     };
     store::write(writes, keys::record(id), &record);
-    store::list_push(writes, ListName::History, &resident.0, &id)?;
+    account.balance = balance;
+    if let Some((chunk, ids)) = account.history.push(id) {
+        store::write(writes, keys::history_chunk(&resident, chunk), &ids);
+    }
+    store::write(writes, keys::resident(&resident), &account);
     Ok(id)
 }
 
@@ -185,13 +218,13 @@ pub(crate) fn award(
             used: after,
         },
     );
-    let balance_key = keys::balance(&resident);
-    let current = balance(writes, &resident)?;
-    store::write(writes, balance_key, &current.saturating_add(points));
+    let account = account(writes, &resident)?;
+    let new_balance = account.balance.saturating_add(points);
     append(
         writes,
         ctx,
-        resident,
+        (resident, account),
+        new_balance,
         points,
         RecordKind::Award {
             reason,
@@ -213,18 +246,19 @@ pub(crate) fn redeem(
     if points == 0 {
         reject!(PointsOutOfRange, "redeem at least 1 point");
     }
-    let current = balance(writes, &resident)?;
+    let account = account(writes, &resident)?;
+    let current = account.balance;
     if current < points {
         reject!(
             InsufficientBalance,
             "resident {resident} has {current} points; cannot redeem {points}"
         );
     }
-    store::write(writes, keys::balance(&resident), &(current - points));
     append(
         writes,
         ctx,
-        resident,
+        (resident, account),
+        current - points,
         points,
         RecordKind::Redemption { item },
     )
@@ -260,7 +294,8 @@ pub(crate) fn reverse(
     if let Some(by) = reversed_by {
         reject!(AlreadyReversed, "{record} was already reversed by {by}");
     }
-    let current = balance(writes, &original.resident)?;
+    let account = account(writes, &original.resident)?;
+    let current = account.balance;
     if current < original.points {
         reject!(
             ReversalExceedsBalance,
@@ -270,15 +305,11 @@ pub(crate) fn reverse(
             original.points
         );
     }
-    store::write(
-        writes,
-        keys::balance(&original.resident),
-        &(current - original.points),
-    );
     let reversal = append(
         writes,
         ctx,
-        original.resident,
+        (original.resident, account),
+        current - original.points,
         original.points,
         RecordKind::Reversal { of: record, why },
     )?;

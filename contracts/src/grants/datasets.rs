@@ -213,7 +213,7 @@ pub(crate) fn request_access(
         writes,
         ListName::RequestsByDataset,
         dataset.id.as_str().as_bytes(),
-        &id,
+        id,
     )?;
     Ok(id)
 }

@@ -185,19 +185,19 @@ pub(crate) fn create_grant(
         writes,
         ListName::GrantsByGrantee,
         grant.grantee.as_str().as_bytes(),
-        &id,
+        id,
     )?;
     store::list_push(
         writes,
         ListName::GrantsByGrantor,
         grant.grantor.as_str().as_bytes(),
-        &id,
+        id,
     )?;
     store::list_push(
         writes,
         ListName::GrantsByDataset,
         grant.dataset.as_str().as_bytes(),
-        &id,
+        id,
     )?;
     if let Some(parent) = grant.parent {
         store::sorted_insert(writes, keys::grant_children(parent), id)?;

@@ -197,14 +197,8 @@ pub fn get_grant<S: StateReader + ?Sized>(
 
 /// The head of an access index (`access/<grantee>/<dataset>`): how many chunks are sealed
 /// (stored at [`keys::access_chunk`] `0 .. sealed`) and the open chunk of newer ids, fewer
-/// than [`keys::ACCESS_CHUNK`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessHead {
-    /// Sealed chunks, numbered from 0.
-    pub sealed: u64,
-    /// The ids after the sealed chunks, ascending.
-    pub open: Vec<GrantId>,
-}
+/// than [`keys::CHUNK`].
+pub type AccessHead = crate::types::ChunkedHead<GrantId>;
 
 /// The access index of (`grantee`, `dataset`) chunk by chunk, as stored: the sealed chunks the
 /// head counts (one that is absent reads as empty), then the head's open chunk; no chunk when
@@ -241,24 +235,20 @@ pub fn access_list<S: StateReader + ?Sized>(
 }
 
 /// List grant `id` (the newest, so the highest) in the access index of (`grantee`,
-/// `dataset`): the head is rewritten, and once per [`keys::ACCESS_CHUNK`] grants its full
-/// open chunk is sealed under the next chunk number, whatever the list's length.
+/// `dataset`): the head is rewritten, and once per [`keys::CHUNK`] grants its full open chunk
+/// is sealed under the next chunk number, whatever the list's length.
 pub(crate) fn list_access(
     writes: &mut store::Writes<'_>,
     grantee: &OrgId,
     dataset: &DatasetId,
     id: GrantId,
 ) -> Result<(), ContractError> {
-    let key = keys::access_index(grantee, dataset);
-    let mut head: AccessHead = store::read(writes, &key)?.unwrap_or_default();
-    head.open.push(id);
-    if head.open.len() >= keys::ACCESS_CHUNK {
-        let chunk = keys::access_chunk(grantee, dataset, head.sealed);
-        store::write(writes, chunk, &std::mem::take(&mut head.open));
-        head.sealed += 1;
-    }
-    store::write(writes, key, &head);
-    Ok(())
+    store::chunked_push(
+        writes,
+        keys::access_index(grantee, dataset),
+        |chunk| keys::access_chunk(grantee, dataset, chunk),
+        id,
+    )
 }
 
 /// An access request, if it exists.

@@ -231,6 +231,21 @@ impl World {
         outcome.receipts.into_iter().map(|r| r.outcome).collect()
     }
 
+    /// Execute one block and apply it; returns its receipts and changes (no nonce
+    /// bookkeeping: for blocks whose txs all succeed).
+    pub fn execute(&mut self, txs: &[Tx]) -> gongzhi_contracts::BlockOutcome {
+        self.height += 1;
+        self.time += 1000;
+        let ctx = BlockContext {
+            chain_id: CHAIN.into(),
+            height: self.height,
+            time: Timestamp(self.time),
+        };
+        let outcome = execute_block(&self.state, &ctx, txs).unwrap();
+        apply_changes(&mut self.state, &outcome.changes);
+        outcome
+    }
+
     pub fn run(&mut self, signer: &str, call: Call) -> Outcome {
         let key = operator_key(signer);
         let tx = self.next_tx(&key, &call);

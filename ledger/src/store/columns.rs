@@ -64,8 +64,10 @@ pub mod meta_keys {
     pub const LATEST_HEIGHT: &[u8] = b"latest_height";
 }
 
-/// Layout version written at genesis; a store with another version is refused at open.
-pub const FORMAT_VERSION: u64 = 1;
+/// Layout version written at genesis; a store with another version is refused at open. It
+/// covers the column layout and the contract state layout the store holds: version 2 is the
+/// state layout with chunked lists and resident accounts (2026-12-02).
+pub const FORMAT_VERSION: u64 = 2;
 
 /// Block cache shared by all families.
 const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;

@@ -300,7 +300,9 @@ impl Store {
         let format = columns::decode_height(&format, "format version")?;
         if format != columns::FORMAT_VERSION {
             return Err(LedgerError::Corrupt(format!(
-                "store layout version {format}; this node reads version {} (upgrade the node?)",
+                "store layout version {format}; this node reads version {} (the home was \
+                 made by another gongzhi release: run that release, or re-create the home from \
+                 genesis with this one)",
                 columns::FORMAT_VERSION
             )));
         }

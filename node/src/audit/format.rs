@@ -29,8 +29,10 @@ use serde::{Deserialize, Serialize};
 
 /// First bytes of the decompressed stream.
 pub const MAGIC: [u8; 8] = *b"GZAUDIT\n";
-/// Version of the layout written by this code.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the layout written by this code. Besides the record layout it names the contract
+/// state layout the chain's roots were computed under: version 2 (chunked lists, resident
+/// accounts) replaces version 1, whose chains do not re-execute to the same roots here.
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest genesis record accepted.
 pub const MAX_GENESIS_BYTES: usize = 16 * 1024 * 1024;
 
