@@ -188,14 +188,7 @@ impl World {
     /// Execute one block; returns the outcomes. Checks the "failed tx changes only its nonce"
     /// rule when the block has one tx.
     pub fn block(&mut self, txs: Vec<Tx>) -> Vec<Outcome> {
-        self.height += 1;
-        self.time += 1000;
-        let ctx = BlockContext {
-            chain_id: CHAIN.into(),
-            height: self.height,
-            time: Timestamp(self.time),
-        };
-        let outcome = execute_block(&self.state, &ctx, &txs).unwrap();
+        let outcome = self.execute_next(&txs);
         if let ([tx], [receipt]) = (txs.as_slice(), outcome.receipts.as_slice()) {
             if let Outcome::Failure { code, .. } = &receipt.outcome {
                 let touched: Vec<&Vec<u8>> = outcome
@@ -234,6 +227,13 @@ impl World {
     /// Execute one block and apply it; returns its receipts and changes (no nonce
     /// bookkeeping: for blocks whose txs all succeed).
     pub fn execute(&mut self, txs: &[Tx]) -> gongzhi_contracts::BlockOutcome {
+        let outcome = self.execute_next(txs);
+        apply_changes(&mut self.state, &outcome.changes);
+        outcome
+    }
+
+    /// Execute `txs` as the next block, one second later, without applying its changes.
+    fn execute_next(&mut self, txs: &[Tx]) -> gongzhi_contracts::BlockOutcome {
         self.height += 1;
         self.time += 1000;
         let ctx = BlockContext {
@@ -241,9 +241,7 @@ impl World {
             height: self.height,
             time: Timestamp(self.time),
         };
-        let outcome = execute_block(&self.state, &ctx, txs).unwrap();
-        apply_changes(&mut self.state, &outcome.changes);
-        outcome
+        execute_block(&self.state, &ctx, txs).unwrap()
     }
 
     pub fn run(&mut self, signer: &str, call: Call) -> Outcome {
