@@ -4,14 +4,18 @@
 //! ids cannot contain `/` ([`crate::types::is_slug`]), sequential ids are 8 bytes big-endian,
 //! public keys and resident ids are their 32 raw bytes (fixed length, so unambiguous).
 //! Only point reads exist on the state trait, so every list is an explicit index: one key
-//! holding a small ordered `Vec` (orgs, datasets, purposes, reasons, grant children), or an
-//! append-only chunked list ([`crate::types::ChunkedHead`]): a head key holding the newest,
-//! open chunk and the number of sealed chunks, and one key per sealed chunk (a full `Vec` of
-//! [`CHUNK`] entries). Three families are chunked: the grants per (grantee, dataset) that every
-//! decision reads (`access/<grantee>/<dataset>`, chunks at `access/<grantee>/<dataset>/<c:be>`)
-//! the paged lists (`list/<name>/<owner>`, chunks at `list/<name>/<owner>/<c:be>`), and a
-//! resident's history, whose head shares a value with the balance (`resident/<id>`, chunks at
-//! `resident/<id>/<c:be>`) because every civility record changes both.
+//! holding a small ordered `Vec` (orgs, datasets, purposes, reasons), or, for every
+//! append-only list, a chunked list ([`crate::types::ChunkedHead`]): a head key holding the
+//! newest, open chunk and the number of sealed chunks, and one key per sealed chunk (a full
+//! `Vec` of [`CHUNK`] entries). The chunked lists are:
+//! - the grants per (grantee, dataset) that every decision reads: `access/<grantee>/<dataset>`,
+//!   chunks at `access/<grantee>/<dataset>/<c:be>`;
+//! - the paged lists: `list/<name>/<owner>`, chunks at `list/<name>/<owner>/<c:be>`;
+//! - a resident's history, whose head shares a value with the balance because every civility
+//!   record changes both: `resident/<id>`, chunks at `resident/<id>/<c:be>`;
+//! - the grants delegated from a grant: `grant-children/<id:be>`, chunks at
+//!   `grant-children/<id:be>/<c:be>`.
+//!
 //! Appending rewrites the head (and, once per [`CHUNK`] entries, seals it), never the whole
 //! list; a receipt proves a few chunks, not one key per entry.
 
@@ -124,9 +128,15 @@ pub fn grant(id: GrantId) -> Vec<u8> {
     join(&[prefix::GRANT, &id.0.to_be_bytes()])
 }
 
-/// Grants delegated directly from a grant.
+/// The head of the list of grants delegated directly from grant `id` (a
+/// [`crate::types::ChunkedHead`] of child ids, ascending).
 pub fn grant_children(id: GrantId) -> Vec<u8> {
     join(&[b"grant-children", &id.0.to_be_bytes()])
+}
+
+/// Sealed chunk `chunk` of grant `id`'s children: [`CHUNK`] child ids, ascending.
+pub fn grant_children_chunk(id: GrantId, chunk: u64) -> Vec<u8> {
+    join(&[b"grant-children", &id.0.to_be_bytes(), &chunk.to_be_bytes()])
 }
 
 /// Entries in a sealed chunk of a chunked list (its head's open chunk holds fewer).

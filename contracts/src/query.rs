@@ -18,7 +18,7 @@ use crate::types::{
 pub use crate::civility::{balance, get_record, history};
 pub use crate::execute::nonce;
 pub use crate::governance::{get_org, get_reason, org_of_signer, parameters};
-pub use crate::grants::{access_list, get_dataset, get_grant, get_request};
+pub use crate::grants::{access_list, get_dataset, get_grant, get_request, grant_children};
 
 /// Every organisation, in admission order (removed ones included, with their status).
 pub fn list_orgs<S: StateReader + ?Sized>(state: &S) -> Result<Vec<Organisation>, ContractError> {

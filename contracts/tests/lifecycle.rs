@@ -483,3 +483,58 @@ fn a_resident_history_spans_chunks_and_shares_its_key_with_the_balance() {
     assert_eq!(across.items, all.items[60..70]);
     assert_eq!(across.next, Some(70));
 }
+
+/// A grant delegated 150 times (two sealed chunks of children and an open one): blocks of
+/// delegations change the children's head and the chunks they seal, not a whole list; the
+/// children read back in order; revoking the parent reaches every child; a lost sealed chunk
+/// makes reading the children (what a revocation walks) fail as corrupt state instead of
+/// silently sparing them.
+#[test]
+fn many_delegations_are_chunked_and_all_revoked() {
+    use gongzhi_contracts::{keys, ContractError};
+
+    let mut w = World::new();
+    let parent = w.basic_grant(GrantTerms {
+        delegation_depth: 1,
+        ..Default::default()
+    });
+    let health = operator_key("health");
+    let delegate = Call::DelegateGrant(Delegation {
+        parent,
+        grantee: org("police"),
+        fields: fields(&["age"]),
+        purposes: vec![purpose("elderly-care")],
+        valid_from: Timestamp(w.time),
+        valid_until: Timestamp(w.time + HOUR),
+        max_uses: None,
+        delegation_depth: 0,
+    });
+    let mut children: Vec<GrantId> = Vec::new();
+    for _ in 0..3 {
+        let txs: Vec<_> = (0..50).map(|_| w.next_tx(&health, &delegate)).collect();
+        let before = children.len();
+        let outcome = w.execute(&txs);
+        children.extend(outcome.receipts.iter().map(|r| grant_id(r.outcome.clone())));
+        let sealed = children.len() / keys::CHUNK - before / keys::CHUNK;
+        let touched = changed_under(&outcome, &keys::grant_children(parent));
+        assert_eq!(touched.len(), 1 + sealed, "{touched:?}");
+    }
+    assert_eq!(query::grant_children(&w.state, parent).unwrap(), children);
+
+    let mut lost = w.state.clone();
+    lost.remove(&keys::grant_children_chunk(parent, 1));
+    assert!(matches!(
+        query::grant_children(&lost, parent),
+        Err(ContractError::Corrupt { .. })
+    ));
+
+    let revoke = Call::RevokeGrant {
+        grant: parent,
+        reason: "audit finding".into(),
+    };
+    assert_eq!(w.ok("civil-affairs", revoke), CallOutput::Revoked(151));
+    for child in children {
+        let grant = query::get_grant(&w.state, child).unwrap().unwrap();
+        assert_eq!(grant.revoked.unwrap().cascaded_from, Some(parent));
+    }
+}

@@ -200,7 +200,7 @@ pub(crate) fn create_grant(
         id,
     )?;
     if let Some(parent) = grant.parent {
-        store::sorted_insert(writes, keys::grant_children(parent), id)?;
+        super::list_child(writes, parent, id)?;
     }
     Ok(id)
 }
@@ -375,8 +375,7 @@ pub(crate) fn revoke(
     });
     store::write(writes, keys::grant(id), &grant);
     let mut revoked = 1u64;
-    let mut queue: Vec<GrantId> =
-        store::read(writes, &keys::grant_children(id))?.unwrap_or_default();
+    let mut queue: Vec<GrantId> = super::grant_children(writes, id)?;
     while let Some(child_id) = queue.pop() {
         let mut child: Grant = store::read_required(writes, &keys::grant(child_id))?;
         if child.revoked.is_none() {
@@ -389,9 +388,7 @@ pub(crate) fn revoke(
             store::write(writes, keys::grant(child_id), &child);
             revoked += 1;
         }
-        let grandchildren: Vec<GrantId> =
-            store::read(writes, &keys::grant_children(child_id))?.unwrap_or_default();
-        queue.extend(grandchildren);
+        queue.extend(super::grant_children(writes, child_id)?);
     }
     Ok(revoked)
 }

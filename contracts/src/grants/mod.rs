@@ -9,7 +9,8 @@
 //! - a grant with a sensitive or personal field names a co-approver and is not in force until
 //!   that organisation co-approves; a grant without such fields is born co-approved;
 //! - a delegated grant lies inside its parent (fields, purposes, period, depth, uses) and is
-//!   listed in `grant-children/<parent>`; revoking a grant revokes every descendant;
+//!   listed among its parent's children ([`grant_children`], chunked); revoking a grant
+//!   revokes every descendant;
 //! - `uses` of a grant counts the uses recorded against it and against its descendants,
 //!   so an ancestor's `max_uses` bounds the whole delegation tree;
 //! - every grant is in the access index of its (grantee, dataset) pair (chunked, in id order:
@@ -248,6 +249,39 @@ pub(crate) fn list_access(
         keys::access_index(grantee, dataset),
         |chunk| keys::access_chunk(grantee, dataset, chunk),
         id,
+    )
+}
+
+/// The grants delegated directly from grant `id`, ascending: the sealed chunks of
+/// `grant-children/<id>`, then its open chunk. A sealed chunk that is missing is corrupt state
+/// (a revocation must reach every descendant).
+pub fn grant_children<S: StateReader + ?Sized>(
+    state: &S,
+    id: GrantId,
+) -> Result<Vec<GrantId>, ContractError> {
+    let head: crate::types::ChunkedHead<GrantId> =
+        store::read(state, &keys::grant_children(id))?.unwrap_or_default();
+    let mut children = Vec::new();
+    for chunk in 0..head.sealed {
+        let ids: Vec<GrantId> =
+            store::read_required(state, &keys::grant_children_chunk(id, chunk))?;
+        children.extend(ids);
+    }
+    children.extend(head.open);
+    Ok(children)
+}
+
+/// List `child` (the newest grant, so the highest id) among the children of `parent`.
+pub(crate) fn list_child(
+    writes: &mut store::Writes<'_>,
+    parent: GrantId,
+    child: GrantId,
+) -> Result<(), ContractError> {
+    store::chunked_push(
+        writes,
+        keys::grant_children(parent),
+        |chunk| keys::grant_children_chunk(parent, chunk),
+        child,
     )
 }
 

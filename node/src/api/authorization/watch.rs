@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use gongzhi_contracts::grants::Grant as GrantRecord;
-use gongzhi_contracts::{keys, query, Call, CallOutput, GrantId};
-use gongzhi_ledger::codec::from_bytes;
+use gongzhi_contracts::{query, Call, CallOutput, GrantId};
 use gongzhi_ledger::{Canonical, Hash, Outcome, StateReader, Timestamp};
 use gongzhi_proto::v1::{
     watch_grants_request, GrantEventKind, WatchGrantsRequest, WatchGrantsResponse,
@@ -169,13 +168,7 @@ fn cascade<S: StateReader + ?Sized>(
     let mut out = Vec::new();
     let mut queue = vec![root];
     while let Some(id) = queue.pop() {
-        let children: Vec<GrantId> = match state
-            .get(&keys::grant_children(id))
-            .map_err(|e| e.to_string())?
-        {
-            Some(bytes) => from_bytes(&bytes, "grant children").map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
+        let children = query::grant_children(state, id).map_err(|e| e.to_string())?;
         for child in children {
             let Some(grant) = query::get_grant(state, child).map_err(|e| e.to_string())? else {
                 continue;
