@@ -150,9 +150,10 @@ impl Page {
     }
 }
 
-/// The head of an append-only chunked list (the access index of a (grantee, dataset) pair, a
-/// paged list): how many full chunks of [`crate::keys::CHUNK`] entries are sealed under their
-/// own keys (numbered from 0), and the open chunk of newer entries, fewer than `CHUNK`.
+/// The head of an append-only chunked list (every append-only list in state: the access
+/// indexes, the paged lists, residents' histories, grants' children; see [`crate::keys`]): how
+/// many full chunks of [`crate::keys::CHUNK`] entries are sealed under their own keys
+/// (numbered from 0), and the open chunk of newer entries, fewer than `CHUNK`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkedHead<T> {
     /// Sealed chunks, numbered from 0.
