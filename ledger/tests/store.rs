@@ -509,3 +509,41 @@ fn a_store_of_another_layout_version_is_refused_with_both_versions() -> TestResu
     assert_eq!(store.latest_height(), 2);
     Ok(())
 }
+
+/// RocksDB's background threads (flushes, compactions) run at nice 19 from the moment a store
+/// is open, before any flush: at full load a flush at normal priority stretched the blocks
+/// committed meanwhile (see `store::background`).
+#[cfg(target_os = "linux")]
+#[test]
+fn rocksdb_background_threads_run_at_the_lowest_priority() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let _store = Store::open(dir.path())?;
+    let mut niceness = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?;
+        let name = std::fs::read_to_string(task.path().join("comm"))?;
+        if !name.starts_with("rocksdb:") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat"))?;
+        // Fields after the parenthesised name start at field 3; the nice value is field 19.
+        let (_, fields) = stat.rsplit_once(')').ok_or("stat without a name")?;
+        let nice: i32 = fields
+            .split_whitespace()
+            .nth(16)
+            .ok_or("stat too short")?
+            .parse()?;
+        niceness.push((name.trim().to_string(), nice));
+    }
+    assert!(
+        niceness.iter().any(|(name, _)| name == "rocksdb:high"),
+        "no flush thread: {niceness:?}"
+    );
+    assert!(
+        niceness
+            .iter()
+            .all(|(_, nice)| *nice == gongzhi_ledger::store::background::BACKGROUND_NICE),
+        "{niceness:?}"
+    );
+    Ok(())
+}

@@ -72,15 +72,17 @@ pub const FORMAT_VERSION: u64 = 2;
 /// Block cache shared by all families.
 const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Database-wide options: create what is missing, bounded open files and info logs.
-pub fn db_options() -> Options {
+/// Database-wide options: create what is missing, bounded open files and info logs, and
+/// background work at low CPU priority ([`super::background`]).
+pub fn db_options() -> Result<Options, rocksdb::Error> {
     let mut opts = Options::default();
+    opts.set_env(&super::background::low_priority_env()?);
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_max_open_files(512);
     opts.set_keep_log_file_num(4);
     opts.increase_parallelism(2);
-    opts
+    Ok(opts)
 }
 
 /// Options every family gets once the database is open (RocksDB takes these through

@@ -19,6 +19,7 @@
 //! Dropping a [`Store`] closes RocksDB. Since every commit is already fsynced, dropping it (or
 //! the process dying) at any point loses nothing that was committed.
 
+pub mod background;
 mod columns;
 mod commit;
 mod node_cache;
@@ -110,10 +111,13 @@ impl Store {
     /// [`Store::open`] with explicit options.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        let db = DB::open_cf_descriptors(&columns::db_options(), &path, columns::descriptors())
-            .map_err(|e| {
-                LedgerError::Storage(format!("opening {}: {}", path.display(), e.into_string()))
-            })?;
+        let opening = |e: rocksdb::Error| {
+            LedgerError::Storage(format!("opening {}: {}", path.display(), e.into_string()))
+        };
+        let db_options = columns::db_options().map_err(opening)?;
+        let db =
+            DB::open_cf_descriptors(&db_options, &path, columns::descriptors()).map_err(opening)?;
+        background::lower_rocksdb_threads();
         for name in columns::ALL {
             let family = db.cf_handle(name).ok_or_else(|| {
                 LedgerError::Storage(format!("{}: no column family {name}", path.display()))
