@@ -151,23 +151,47 @@ pub(crate) fn chunked_page<T: DeserializeOwned + Clone, S: StateReader + ?Sized>
         }
         let (chunk, offset) = (index / chunk_len, index % chunk_len);
         let count = (end - index).min(chunk_len - offset);
-        let key = chunk_key(chunk);
-        let entries: Vec<T> = read_required(state, &key)?;
-        if entries.len() != keys::CHUNK {
-            return Err(ContractError::Corrupt {
-                key: keys::display(&key),
-                reason: format!(
-                    "a sealed chunk holds {} entries, not {}",
-                    entries.len(),
-                    keys::CHUNK
-                ),
-            });
-        }
+        let entries: Vec<T> = read_sealed(state, &chunk_key(chunk))?;
         items.extend_from_slice(&entries[offset as usize..(offset + count) as usize]);
         index += count;
     }
     let next = (end < total).then_some(end);
     Ok(PageOf { items, total, next })
+}
+
+/// Every entry of the chunked list whose head is at `head_key` (sealed chunk `c` at
+/// `chunk_key(c)`), in append order; strict like [`chunked_page`].
+pub(crate) fn chunked_all<T: DeserializeOwned, S: StateReader + ?Sized>(
+    state: &S,
+    head_key: &[u8],
+    chunk_key: impl Fn(u64) -> Vec<u8>,
+) -> Result<Vec<T>, ContractError> {
+    let head: ChunkedHead<T> = read(state, head_key)?.unwrap_or_default();
+    let mut entries = Vec::new();
+    for chunk in 0..head.sealed {
+        entries.extend(read_sealed::<T, S>(state, &chunk_key(chunk))?);
+    }
+    entries.extend(head.open);
+    Ok(entries)
+}
+
+/// A sealed chunk, which must exist and hold exactly [`keys::CHUNK`] entries.
+fn read_sealed<T: DeserializeOwned, S: StateReader + ?Sized>(
+    state: &S,
+    key: &[u8],
+) -> Result<Vec<T>, ContractError> {
+    let entries: Vec<T> = read_required(state, key)?;
+    if entries.len() != keys::CHUNK {
+        return Err(ContractError::Corrupt {
+            key: keys::display(key),
+            reason: format!(
+                "a sealed chunk holds {} entries, not {}",
+                entries.len(),
+                keys::CHUNK
+            ),
+        });
+    }
+    Ok(entries)
 }
 
 /// Insert into a sorted, deduplicated vector stored at `key`.

@@ -402,15 +402,39 @@ fn reopen_returns_the_same_tip_and_continues() -> TestResult {
     Ok(())
 }
 
+/// A store in `dir` with genesis and `blocks` committed test blocks, closed again.
+fn closed_store_with_blocks(dir: &std::path::Path, blocks: u64) -> TestResult {
+    let store = Store::open(dir)?;
+    init_test_genesis(&store)?;
+    let mut chain = TestChain::new(2, 1, KEY_SPACE);
+    commit_blocks(&store, &mut chain, blocks)?;
+    Ok(())
+}
+
+/// The closed store in `dir` opened straight through RocksDB (every family), to damage it.
+fn raw_db(dir: &std::path::Path) -> Result<rocksdb::DB, Box<dyn std::error::Error>> {
+    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir)?;
+    Ok(rocksdb::DB::open_cf(
+        &rocksdb::Options::default(),
+        dir,
+        &cfs,
+    )?)
+}
+
+/// Put `value` at `key` of `family` in the closed store in `dir`, behind the store's back.
+fn raw_put(dir: &std::path::Path, family: &str, key: &[u8], value: &[u8]) -> TestResult {
+    let db = raw_db(dir)?;
+    let cf = db
+        .cf_handle(family)
+        .ok_or_else(|| format!("no {family} family"))?;
+    db.put_cf(cf, key, value)?;
+    Ok(())
+}
+
 #[test]
 fn corrupt_stored_bytes_are_reported_not_panicked_on() -> TestResult {
     let dir = tempfile::tempdir()?;
-    {
-        let store = Store::open(dir.path())?;
-        init_test_genesis(&store)?;
-        let mut chain = TestChain::new(2, 1, KEY_SPACE);
-        commit_blocks(&store, &mut chain, 3)?;
-    }
+    closed_store_with_blocks(dir.path(), 3)?;
     {
         let names = ["default", "meta", "blocks", "certificates"];
         let mut opts = rocksdb::Options::default();
@@ -432,9 +456,8 @@ fn corrupt_stored_bytes_are_reported_not_panicked_on() -> TestResult {
 
     // Corrupting the latest block makes open refuse with a clear error.
     {
-        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path())?;
         drop(store);
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs)?;
+        let db = raw_db(dir.path())?;
         let blocks = db.cf_handle("blocks").ok_or("no blocks family")?;
         db.delete_cf(blocks, 3u64.to_be_bytes())?;
     }
@@ -476,18 +499,8 @@ fn every_family_delays_bottommost_rewrites() -> TestResult {
 #[test]
 fn a_store_of_another_layout_version_is_refused_with_both_versions() -> TestResult {
     let dir = tempfile::tempdir()?;
-    {
-        let store = Store::open(dir.path())?;
-        init_test_genesis(&store)?;
-        let mut chain = TestChain::new(2, 1, KEY_SPACE);
-        commit_blocks(&store, &mut chain, 2)?;
-    }
-    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path())?;
-    {
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs)?;
-        let meta = db.cf_handle("meta").ok_or("no meta family")?;
-        db.put_cf(meta, b"format", 1u64.to_be_bytes())?;
-    }
+    closed_store_with_blocks(dir.path(), 2)?;
+    raw_put(dir.path(), "meta", b"format", &1u64.to_be_bytes())?;
     match Store::open(dir.path()) {
         Err(LedgerError::Corrupt(message)) => {
             assert!(
@@ -500,11 +513,7 @@ fn a_store_of_another_layout_version_is_refused_with_both_versions() -> TestResu
         Ok(_) => return Err("a store of layout version 1 was opened".into()),
     }
     // The refusal wrote nothing: with the version put back, the store opens at its tip.
-    {
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs)?;
-        let meta = db.cf_handle("meta").ok_or("no meta family")?;
-        db.put_cf(meta, b"format", 2u64.to_be_bytes())?;
-    }
+    raw_put(dir.path(), "meta", b"format", &2u64.to_be_bytes())?;
     let store = Store::open(dir.path())?;
     assert_eq!(store.latest_height(), 2);
     Ok(())

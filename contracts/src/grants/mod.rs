@@ -253,22 +253,15 @@ pub(crate) fn list_access(
 }
 
 /// The grants delegated directly from grant `id`, ascending: the sealed chunks of
-/// `grant-children/<id>`, then its open chunk. A sealed chunk that is missing is corrupt state
-/// (a revocation must reach every descendant).
+/// `grant-children/<id>`, then its open chunk. A sealed chunk that is missing or not full is
+/// corrupt state (a revocation must reach every descendant).
 pub fn grant_children<S: StateReader + ?Sized>(
     state: &S,
     id: GrantId,
 ) -> Result<Vec<GrantId>, ContractError> {
-    let head: crate::types::ChunkedHead<GrantId> =
-        store::read(state, &keys::grant_children(id))?.unwrap_or_default();
-    let mut children = Vec::new();
-    for chunk in 0..head.sealed {
-        let ids: Vec<GrantId> =
-            store::read_required(state, &keys::grant_children_chunk(id, chunk))?;
-        children.extend(ids);
-    }
-    children.extend(head.open);
-    Ok(children)
+    store::chunked_all(state, &keys::grant_children(id), |chunk| {
+        keys::grant_children_chunk(id, chunk)
+    })
 }
 
 /// List `child` (the newest grant, so the highest id) among the children of `parent`.
