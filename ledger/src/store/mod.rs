@@ -30,6 +30,7 @@ pub mod state_tree;
 pub mod testkit;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use rocksdb::{ColumnFamily, WriteBatch, WriteOptions, DB};
@@ -60,6 +61,9 @@ pub struct Store {
     node_cache: NodeCache,
     /// Whether commits are fsynced (always, except for scratch stores).
     sync: bool,
+    /// The size of the last block's write batch: the next one reserves a little more up
+    /// front, so it is not grown by doubling (each growth a copy into fresh pages).
+    last_batch_bytes: AtomicUsize,
 }
 
 /// How a [`Store`] is opened. [`StoreOptions::default`] is what a node uses.
@@ -137,6 +141,7 @@ impl Store {
             tip: RwLock::new(None),
             write_lock: Mutex::new(()),
             node_cache: NodeCache::new(options.node_cache_nodes),
+            last_batch_bytes: AtomicUsize::new(0),
             sync: options.sync,
         };
         let tip = store.load_tip()?;

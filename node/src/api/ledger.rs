@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::consistency::{deadline_of, internal, read_store, resolve_height};
 use super::convert::{committed_block, hash_field, receipt};
+use super::submit_checks::SubmitChecks;
 use crate::mempool::MempoolError;
 use crate::run::NodeContext;
 
@@ -24,12 +25,15 @@ use crate::run::NodeContext;
 #[derive(Debug, Clone)]
 pub struct LedgerService {
     context: NodeContext,
+    checks: SubmitChecks,
 }
 
 impl LedgerService {
-    /// Serve from `context`.
+    /// Serve from `context`; starts the task that checks submitted txs in batches, on the
+    /// current runtime.
     pub fn new(context: NodeContext) -> LedgerService {
-        LedgerService { context }
+        let checks = SubmitChecks::spawn(&context.mempool);
+        LedgerService { context, checks }
     }
 
     fn default_deadline(&self) -> Duration {
@@ -86,17 +90,11 @@ impl Ledger for LedgerService {
             ));
         }
         let mut commits = self.context.driver.commits.subscribe();
-        // Decode and check the signature before taking the mempool lock: only the checks
-        // that need the pool's state run under it.
-        let verifier = self
-            .context
-            .mempool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .verifier();
-        let verified = verifier
-            .verify(&request.tx)
-            .map_err(|e| mempool_status(&e))?;
+        // Decode and check the signature before taking the mempool lock, batched with the
+        // calls arriving at the same time: only the checks that need the pool's state run
+        // under the lock.
+        let (tx, verified) = self.checks.check(request.tx).await?;
+        let verified = verified.map_err(|e| mempool_status(&e))?;
         let hash = {
             let mut pool = self
                 .context
@@ -111,7 +109,7 @@ impl Ledger for LedgerService {
                 .set_mempool(pool.len(), pool.total_bytes());
             hash
         };
-        if let Err(e) = self.context.network.publish_tx(request.tx).await {
+        if let Err(e) = self.context.network.publish_tx(tx).await {
             tracing::debug!(error = %e, "could not gossip a submitted tx (no peers yet?)");
         }
         let mut response = SubmitTxResponse {

@@ -20,6 +20,7 @@ mod ledger;
 mod node;
 pub mod receipt;
 mod registry;
+mod submit_checks;
 
 use std::convert::Infallible;
 use std::task::{Context as TaskContext, Poll};
