@@ -13,6 +13,8 @@
 //! No clocks, no randomness, no hash maps: the same state and txs give the same receipts and
 //! changes on every node.
 
+use std::collections::BTreeMap;
+
 use gongzhi_ledger::{
     Canonical, Outcome, Overlay, PublicKey, Receipt, StateChanges, StateReader, Timestamp, Tx,
 };
@@ -24,6 +26,7 @@ use crate::governance::{parameters, proposals, validators, Organisation, Paramet
 use crate::grants::{datasets, lifecycle};
 use crate::keys;
 use crate::store::{self, Writes};
+use crate::types::OrgId;
 
 /// The block being executed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +71,10 @@ pub fn execute_block<S: StateReader>(
     validators::shift(&mut block)?;
     let mut params = parameters(&block)?;
     let mut receipts = Vec::with_capacity(txs.len());
+    let mut signer_orgs = SignerOrgs::default();
     for tx in txs {
-        let (outcome, governance_applied) = execute_tx(&mut block, ctx, &params, tx)?;
+        let (outcome, governance_applied) =
+            execute_tx(&mut block, ctx, &params, &mut signer_orgs, tx)?;
         if governance_applied {
             params = parameters(&block)?;
         }
@@ -98,10 +103,33 @@ pub fn nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Result<u
 }
 
 /// Run one tx; returns its outcome and whether a governance call succeeded.
+/// The decoded organisations of a block's signers, each kept with the stored bytes it was
+/// decoded from. A lookup still reads the bytes and decodes again whenever they differ, so it
+/// never serves a stale organisation (governance may rewrite one mid-block); it only spares
+/// decoding the same record (with all its operator keys) for every tx its members sign.
+#[derive(Default)]
+struct SignerOrgs(BTreeMap<OrgId, (Vec<u8>, Organisation)>);
+
+impl SignerOrgs {
+    fn load(&mut self, state: &Writes<'_>, id: &OrgId) -> Result<Organisation, ContractError> {
+        let key = keys::org(id);
+        let bytes = state.get(&key)?.ok_or_else(|| store::missing(&key))?;
+        if let Some((decoded_from, org)) = self.0.get(id) {
+            if *decoded_from == bytes {
+                return Ok(org.clone());
+            }
+        }
+        let org: Organisation = store::decode(&key, &bytes)?;
+        self.0.insert(id.clone(), (bytes, org.clone()));
+        Ok(org)
+    }
+}
+
 fn execute_tx(
     block: &mut Writes<'_>,
     ctx: &BlockContext,
     params: &Parameters,
+    signer_orgs: &mut SignerOrgs,
     tx: &Tx,
 ) -> Result<(Outcome, bool), ContractError> {
     let body = &tx.body;
@@ -129,7 +157,7 @@ fn execute_tx(
         return Ok((failure(ErrorKind::BadNonce, message), false));
     }
     store::write(block, keys::nonce(&body.signer), &body.nonce);
-    let org: Organisation = store::read_required(block, &keys::org(&org_id))?;
+    let org = signer_orgs.load(block, &org_id)?;
     if !org.is_active() {
         let message = format!(
             "{} is {:?}; its txs are refused until governance reinstates it",

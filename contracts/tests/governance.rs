@@ -12,7 +12,7 @@ use gongzhi_contracts::governance::{
     OrgKind, OrgStatus, ParameterChange, Purpose, Role, ValidatorSpec,
 };
 use gongzhi_contracts::{query, validator_set_for_next_block, Page, ProposalId};
-use gongzhi_ledger::{Keypair, ValidatorId};
+use gongzhi_ledger::{Keypair, Outcome, ValidatorId};
 
 fn progress(out: CallOutput) -> ProposalProgress {
     match out {
@@ -226,4 +226,58 @@ fn validator_change_is_in_force_two_blocks_later() {
         .unwrap()
         .has_role(Role::Validator));
     assert_eq!(ProposalId(1), p.id);
+}
+
+/// A suspension that passes mid-block bars the organisation from its next tx in that same
+/// block, although its earlier tx there succeeded (execution then already held its record).
+#[test]
+fn a_suspension_passed_mid_block_bars_the_org_from_its_next_tx_there() {
+    use gongzhi_contracts::grants::Sensitivity;
+    use gongzhi_contracts::ErrorKind;
+
+    let mut w = World::new();
+    let proposal = match w.ok(
+        "civil-affairs",
+        Call::Propose(ProposalAction::SuspendOrg(org("health"))),
+    ) {
+        CallOutput::Proposal(p) => p,
+        other => panic!("unexpected {other:?}"),
+    };
+    let health = operator_key("health");
+    let register = |n: usize| Call::RegisterDataset {
+        id: dataset(&format!("health-roll-{n}")),
+        name: "Health roll".into(),
+        fields: vec![field("district", Sensitivity::Public)],
+    };
+    let mut passed = false;
+    for (n, approver) in ["street-a", "street-b", "property"].into_iter().enumerate() {
+        let before = w.next_tx(&health, &register(2 * n));
+        let approve = w.next_tx(&operator_key(approver), &Call::Approve(proposal.id));
+        let after = w.next_tx(&health, &register(2 * n + 1));
+        let outcomes: Vec<Outcome> = w
+            .execute(&[before, approve, after])
+            .receipts
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(
+            failure_kind(&outcomes[0]),
+            None,
+            "health's tx before the vote"
+        );
+        passed = match output(&outcomes[1]) {
+            CallOutput::Proposal(progress) => progress.passed,
+            other => panic!("unexpected {other:?}"),
+        };
+        let expected = passed.then_some(ErrorKind::OrgNotActive);
+        assert_eq!(
+            failure_kind(&outcomes[2]),
+            expected,
+            "health's tx after {approver}'s vote (passed: {passed})"
+        );
+        if passed {
+            break;
+        }
+    }
+    assert!(passed, "the suspension never passed");
 }

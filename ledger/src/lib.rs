@@ -37,7 +37,7 @@ pub use error::LedgerError;
 pub use gongzhi_consensus::{Validator, ValidatorId, ValidatorSet};
 pub use hash::Hash;
 pub use receipt::{Outcome, Receipt};
-pub use state::{AfterChanges, MemoryState, Overlay, StateChanges, StateReader};
+pub use state::{AfterChanges, MemoryState, Overlay, ReadCache, StateChanges, StateReader};
 #[cfg(feature = "store")]
 pub use store::{verify_state_proof, PreparedState, StateProof, Store, StoreOptions};
 pub use tx::Tx;

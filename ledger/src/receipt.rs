@@ -21,6 +21,7 @@ pub enum Outcome {
     /// The call was applied.
     Success {
         /// Canonical bytes of the call's result (e.g. the id of a created grant); may be empty.
+        #[serde(with = "crate::codec::byte_string")]
         data: Vec<u8>,
     },
     /// The call was rejected; nothing changed but the signer's nonce.

@@ -4,6 +4,7 @@
 //! never see a storage engine. Keys are ordered bytes (`BTreeMap`) so every node applies the
 //! same changes in the same order.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use crate::LedgerError;
@@ -64,6 +65,38 @@ impl<S: StateReader + ?Sized> StateReader for AfterChanges<'_, S> {
     }
 }
 
+/// A state that does not change while it is read, remembering every answer: a key read twice
+/// is fetched from `base` once. A block's txs read the same few records over and over (their
+/// organisations, the datasets they name); this spares the storage engine a point lookup for
+/// each repeat. Only for a `base` that is one fixed version (a snapshot), and for as long as
+/// one execution: it holds every key read.
+#[derive(Debug)]
+pub struct ReadCache<S: StateReader> {
+    base: S,
+    seen: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl<S: StateReader> ReadCache<S> {
+    /// A cache over `base`, empty.
+    pub fn new(base: S) -> Self {
+        ReadCache {
+            base,
+            seen: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<S: StateReader> StateReader for ReadCache<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        if let Some(value) = self.seen.borrow().get(key) {
+            return Ok(value.clone());
+        }
+        let value = self.base.get(key)?;
+        self.seen.borrow_mut().insert(key.to_vec(), value.clone());
+        Ok(value)
+    }
+}
+
 /// Pending writes layered over a base state: reads see the writes first.
 #[derive(Debug)]
 pub struct Overlay<'a, S: StateReader + ?Sized> {
@@ -113,5 +146,48 @@ impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
             changes: &self.changes,
         }
         .get(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// A state that counts the reads that reach it.
+    struct Counting {
+        state: MemoryState,
+        reads: Cell<usize>,
+    }
+
+    impl StateReader for Counting {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+            self.reads.set(self.reads.get() + 1);
+            StateReader::get(&self.state, key)
+        }
+    }
+
+    #[test]
+    fn read_cache_answers_as_its_base_and_fetches_each_key_once() {
+        let base = Counting {
+            state: MemoryState::from([(b"org/a".to_vec(), b"record".to_vec())]),
+            reads: Cell::new(0),
+        };
+        let cache = ReadCache::new(&base);
+        for _ in 0..3 {
+            assert_eq!(cache.get(b"org/a").unwrap(), Some(b"record".to_vec()));
+            assert_eq!(cache.get(b"org/b").unwrap(), None);
+        }
+        assert_eq!(
+            base.reads.get(),
+            2,
+            "one read per distinct key, absent ones included"
+        );
+        // Under an overlay, a write hides the cached value without touching the cache.
+        let mut overlay = Overlay::new(&cache);
+        overlay.set(b"org/a".to_vec(), b"changed".to_vec());
+        assert_eq!(overlay.get(b"org/a").unwrap(), Some(b"changed".to_vec()));
+        assert_eq!(cache.get(b"org/a").unwrap(), Some(b"record".to_vec()));
     }
 }

@@ -24,6 +24,7 @@ pub struct TxBody {
     /// Strictly increasing per signer, starting at 1: replay protection.
     pub nonce: u64,
     /// Canonical bytes of one contract call.
+    #[serde(with = "crate::codec::byte_string")]
     pub call: Vec<u8>,
 }
 

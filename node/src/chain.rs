@@ -34,7 +34,7 @@ use gongzhi_contracts::{BlockContext, Genesis};
 use gongzhi_ledger::store::{PreparedState, Store};
 use gongzhi_ledger::{
     tx, validator_set_hash, AfterChanges, Block, Canonical, CommitCertificate, CommitSignature,
-    Hash, Header, LedgerError, PublicKey, Receipt, StateChanges, Timestamp, Tx,
+    Hash, Header, LedgerError, PublicKey, ReadCache, Receipt, StateChanges, Timestamp, Tx,
 };
 
 /// Most committed heights whose state changes [`Chain`] keeps in memory.
@@ -269,7 +269,8 @@ impl Chain {
         time: Timestamp,
         txs: &[Tx],
     ) -> Result<(Vec<Receipt>, PreparedState, ValidatorSet)> {
-        let state = self.store.latest_state()?;
+        // One snapshot, so the cache's answers stay true for the whole execution.
+        let state = ReadCache::new(self.store.latest_state()?);
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height,

@@ -272,6 +272,15 @@ pub fn get_org<S: StateReader + ?Sized>(
     store::read(state, &keys::org(id))
 }
 
+/// An organisation's status, if it exists: one small read, where [`get_org`] decodes the whole
+/// record with all its keys.
+pub fn org_status<S: StateReader + ?Sized>(
+    state: &S,
+    id: &OrgId,
+) -> Result<Option<OrgStatus>, ContractError> {
+    store::read(state, &keys::org_status(id))
+}
+
 /// Every organisation id, in admission order.
 pub fn org_ids<S: StateReader + ?Sized>(state: &S) -> Result<Vec<OrgId>, ContractError> {
     Ok(store::read(state, keys::ORG_LIST)?.unwrap_or_default())

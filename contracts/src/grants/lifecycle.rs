@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::decision::{evaluate_grant, DenyReason};
 use crate::error::{reject, CallResult};
 use crate::execute::CallContext;
-use crate::governance::{check_text, get_org, OrgStatus};
+use crate::governance::{check_text, org_status, OrgStatus};
 use crate::grants::datasets::{
     check_period, normalise_fields, normalise_purposes, require_dataset,
 };
@@ -88,7 +88,7 @@ fn require_party(
     invalid: crate::error::ErrorKind,
     role: &str,
 ) -> CallResult<()> {
-    let status = get_org(writes, id)?.map(|org| org.status);
+    let status = org_status(writes, id)?;
     if status != Some(OrgStatus::Active) {
         return Err(crate::error::TxError::new(
             invalid,
