@@ -176,8 +176,8 @@ mod tests {
         };
         let cache = ReadCache::new(&base);
         for _ in 0..3 {
-            assert_eq!(cache.get(b"org/a").unwrap(), Some(b"record".to_vec()));
-            assert_eq!(cache.get(b"org/b").unwrap(), None);
+            assert_eq!(cache.get(b"org/a").ok(), Some(Some(b"record".to_vec())));
+            assert_eq!(cache.get(b"org/b").ok(), Some(None));
         }
         assert_eq!(
             base.reads.get(),
@@ -187,7 +187,7 @@ mod tests {
         // Under an overlay, a write hides the cached value without touching the cache.
         let mut overlay = Overlay::new(&cache);
         overlay.set(b"org/a".to_vec(), b"changed".to_vec());
-        assert_eq!(overlay.get(b"org/a").unwrap(), Some(b"changed".to_vec()));
-        assert_eq!(cache.get(b"org/a").unwrap(), Some(b"record".to_vec()));
+        assert_eq!(overlay.get(b"org/a").ok(), Some(Some(b"changed".to_vec())));
+        assert_eq!(cache.get(b"org/a").ok(), Some(Some(b"record".to_vec())));
     }
 }
