@@ -62,6 +62,8 @@ pub struct BenchOptions {
     pub max_block_txs: usize,
     /// The nodes' `[consensus] max_block_bytes`.
     pub max_block_bytes: usize,
+    /// The nodes' `[consensus] min_block_interval_ms` (`None`: the node's default).
+    pub min_block_interval: Option<Duration>,
     /// How long to wait after the window for its txs to commit.
     pub drain: Duration,
 }
@@ -86,6 +88,7 @@ impl BenchOptions {
             max_block_txs: 2_000,
             // Below the 4 MiB gossip message limit, so a full block's proposal can travel.
             max_block_bytes: 3 * 1024 * 1024,
+            min_block_interval: None,
             drain: Duration::from_secs(30),
         }
     }
@@ -114,6 +117,12 @@ fn tune_config(home: &std::path::Path, options: &BenchOptions) -> Result<()> {
         "max_block_bytes".into(),
         toml::Value::Integer(i64::try_from(options.max_block_bytes)?),
     );
+    if let Some(interval) = options.min_block_interval {
+        consensus.insert(
+            "min_block_interval_ms".into(),
+            toml::Value::Integer(i64::try_from(interval.as_millis())?),
+        );
+    }
     config.insert("consensus".into(), toml::Value::Table(consensus));
     std::fs::write(&path, toml::to_string_pretty(&config)?)?;
     Ok(())
@@ -213,6 +222,7 @@ pub fn run(
         signers: workload_signers(options),
         concurrency: options.concurrency,
         max_block_txs: options.max_block_txs,
+        min_block_interval: options.min_block_interval,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         load_average: load_average(),
         node_pids: pids,
@@ -300,4 +310,48 @@ fn now() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     Timestamp(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bench's block limits, and the block interval only when asked for, reach the nodes'
+    /// config; the rest of the config is kept.
+    #[test]
+    fn tune_config_writes_the_block_settings() -> Result<()> {
+        let home = std::env::temp_dir().join(format!("gongzhi-tune-{}", std::process::id()));
+        std::fs::create_dir_all(&home)?;
+        let config = home.join("config.toml");
+        let read_consensus = || -> Result<toml::Table> {
+            let table: toml::Table = std::fs::read_to_string(&config)?.parse()?;
+            table
+                .get("consensus")
+                .and_then(toml::Value::as_table)
+                .cloned()
+                .context("no [consensus] table")
+        };
+        std::fs::write(&config, "[consensus]\ntimeout_propose_ms = 3000\n")?;
+        let mut options = BenchOptions::new(PathBuf::from("gongzhi"));
+        tune_config(&home, &options)?;
+        let consensus = read_consensus()?;
+        assert_eq!(
+            consensus.get("max_block_txs"),
+            Some(&toml::Value::Integer(2_000))
+        );
+        assert_eq!(
+            consensus.get("timeout_propose_ms"),
+            Some(&toml::Value::Integer(3_000))
+        );
+        assert_eq!(consensus.get("min_block_interval_ms"), None);
+
+        options.min_block_interval = Some(Duration::from_millis(30));
+        tune_config(&home, &options)?;
+        assert_eq!(
+            read_consensus()?.get("min_block_interval_ms"),
+            Some(&toml::Value::Integer(30))
+        );
+        std::fs::remove_dir_all(&home)?;
+        Ok(())
+    }
 }

@@ -28,6 +28,8 @@ pub struct BenchReport {
     pub concurrency: usize,
     /// Most txs per block in the nodes' config.
     pub max_block_txs: usize,
+    /// The nodes' minimum time between blocks, if the bench set it.
+    pub min_block_interval: Option<std::time::Duration>,
     /// CPUs of the machine.
     pub cpus: usize,
     /// 1-minute load average at the end.
@@ -102,13 +104,17 @@ impl fmt::Display for BenchReport {
         };
         writeln!(
             f,
-            "gongzhi devnet bench: {} validators, offered rate {rate}, {:.0} s measured after {:.0} s warm-up, {} signers, {} submitters, max_block_txs {}{}",
+            "gongzhi devnet bench: {} validators, offered rate {rate}, {:.0} s measured after {:.0} s warm-up, {} signers, {} submitters, max_block_txs {}{}{}",
             self.validators,
             secs,
             self.warmup.as_secs_f64(),
             self.signers,
             self.concurrency,
             self.max_block_txs,
+            match self.min_block_interval {
+                Some(interval) => format!(", min_block_interval_ms {}", interval.as_millis()),
+                None => String::new(),
+            },
             if o.interrupted { " (interrupted)" } else { "" },
         )?;
         writeln!(f)?;

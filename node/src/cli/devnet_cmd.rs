@@ -82,6 +82,10 @@ pub struct BenchArgs {
     /// The nodes' `[consensus] max_block_txs`.
     #[arg(long, default_value_t = 2_000)]
     max_block_txs: usize,
+    /// The nodes' `[consensus] min_block_interval_ms` (e.g. 50ms; default: the node's, 100 ms):
+    /// shorter makes smaller, more frequent blocks.
+    #[arg(long, value_parser = parse_duration)]
+    min_block_interval: Option<Duration>,
     /// How long to wait after the window for its txs to commit.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     drain: Duration,
@@ -190,6 +194,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         concurrency: args.concurrency,
         max_inflight: args.max_inflight,
         max_block_txs: args.max_block_txs,
+        min_block_interval: args.min_block_interval,
         drain: args.drain,
         ..BenchOptions::new(binary()?)
     };
