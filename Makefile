@@ -36,7 +36,7 @@ soak: ## Long consensus simulation soak (1000 seeds per configuration)
 	$(CARGO) run $(CARGO_FLAGS) -p gongzhi-tests --bin sim -- --seeds 1000
 
 bench: deps ## Criterion benchmarks (figures go to docs/BENCHMARKS.md)
-	$(CARGO) bench --profile release -p gongzhi-ledger -p gongzhi-contracts
+	$(CARGO) bench --profile release --locked --workspace --bench ledger --bench contracts
 
 # RocksDB's bindgen needs libclang; a fresh machine lacks it. We are root on the dev and CI
 # machines, so install it, and say so. Only libclang itself counts: libclang-cpp (which other
