@@ -102,7 +102,6 @@ pub fn nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Result<u
     Ok(store::read(state, &keys::nonce(signer))?.unwrap_or(0))
 }
 
-/// Run one tx; returns its outcome and whether a governance call succeeded.
 /// The decoded organisations of a block's signers, each kept with the stored bytes it was
 /// decoded from. A lookup still reads the bytes and decodes again whenever they differ, so it
 /// never serves a stale organisation (governance may rewrite one mid-block); it only spares
@@ -111,6 +110,8 @@ pub fn nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Result<u
 struct SignerOrgs(BTreeMap<OrgId, (Vec<u8>, Organisation)>);
 
 impl SignerOrgs {
+    /// Organisation `id` as `state` holds it now. Its absence is corruption: a signer key maps
+    /// only to a stored organisation.
     fn load(&mut self, state: &Writes<'_>, id: &OrgId) -> Result<Organisation, ContractError> {
         let key = keys::org(id);
         let bytes = state.get(&key)?.ok_or_else(|| store::missing(&key))?;
@@ -125,6 +126,7 @@ impl SignerOrgs {
     }
 }
 
+/// Run one tx; returns its outcome and whether a governance call succeeded.
 fn execute_tx(
     block: &mut Writes<'_>,
     ctx: &BlockContext,
