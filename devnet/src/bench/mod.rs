@@ -320,8 +320,8 @@ mod tests {
     /// config; the rest of the config is kept.
     #[test]
     fn tune_config_writes_the_block_settings() -> Result<()> {
-        let home = std::env::temp_dir().join(format!("gongzhi-tune-{}", std::process::id()));
-        std::fs::create_dir_all(&home)?;
+        let dir = tempfile::tempdir()?;
+        let home = dir.path();
         let config = home.join("config.toml");
         let read_consensus = || -> Result<toml::Table> {
             let table: toml::Table = std::fs::read_to_string(&config)?.parse()?;
@@ -333,7 +333,7 @@ mod tests {
         };
         std::fs::write(&config, "[consensus]\ntimeout_propose_ms = 3000\n")?;
         let mut options = BenchOptions::new(PathBuf::from("gongzhi"));
-        tune_config(&home, &options)?;
+        tune_config(home, &options)?;
         let consensus = read_consensus()?;
         assert_eq!(
             consensus.get("max_block_txs"),
@@ -346,12 +346,11 @@ mod tests {
         assert_eq!(consensus.get("min_block_interval_ms"), None);
 
         options.min_block_interval = Some(Duration::from_millis(30));
-        tune_config(&home, &options)?;
+        tune_config(home, &options)?;
         assert_eq!(
             read_consensus()?.get("min_block_interval_ms"),
             Some(&toml::Value::Integer(30))
         );
-        std::fs::remove_dir_all(&home)?;
         Ok(())
     }
 }
