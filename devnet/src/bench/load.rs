@@ -85,10 +85,10 @@ pub struct LoadOutcome {
     pub receipts_ok: u64,
     /// Failed receipts in the sample, by error name.
     pub receipt_failures: BTreeMap<String, u64>,
-    /// CPU seconds all node processes used in the window.
-    pub node_cpu_secs: f64,
-    /// CPU seconds the bench process used in the window.
-    pub bench_cpu_secs: f64,
+    /// What all node processes used in the window, summed.
+    pub nodes: ProcessUsage,
+    /// What the bench process used in the window.
+    pub bench: ProcessUsage,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
 }
@@ -331,25 +331,74 @@ async fn observe(
     Ok(sampled)
 }
 
-/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
-pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    let text = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let rest = text.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // Linux reports clock ticks of USER_HZ, 100 on every architecture we run on.
-    Some((utime + stime) / 100.0)
+/// What a process has used so far, from `/proc/<pid>/stat`: CPU seconds in user and kernel
+/// mode, and minor page faults (first touches of memory the kernel must find and zero).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessUsage {
+    /// CPU seconds in user mode.
+    pub user_secs: f64,
+    /// CPU seconds in the kernel on the process's behalf.
+    pub system_secs: f64,
+    /// Minor page faults.
+    pub minor_faults: u64,
 }
 
-fn cpu_snapshot(pids: &[u32]) -> (f64, f64) {
-    let nodes = pids.iter().filter_map(|p| cpu_seconds(Some(*p))).sum();
-    (nodes, cpu_seconds(None).unwrap_or(0.0))
+impl ProcessUsage {
+    /// The usage of process `pid` (`None`: this process); `None` if it has gone or there is no
+    /// `/proc`.
+    pub fn of(pid: Option<u32>) -> Option<ProcessUsage> {
+        let path = match pid {
+            Some(pid) => format!("/proc/{pid}/stat"),
+            None => "/proc/self/stat".to_string(),
+        };
+        ProcessUsage::parse(&std::fs::read_to_string(path).ok()?)
+    }
+
+    /// Parse the text of a `/proc/<pid>/stat` file.
+    fn parse(text: &str) -> Option<ProcessUsage> {
+        // Fields after the command name (which may hold spaces) start at field 3 (state).
+        let rest = text.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let minor_faults: u64 = fields.get(7)?.parse().ok()?;
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        // Linux reports clock ticks of USER_HZ, 100 on every architecture we run on.
+        Some(ProcessUsage {
+            user_secs: utime / 100.0,
+            system_secs: stime / 100.0,
+            minor_faults,
+        })
+    }
+
+    /// User plus system CPU seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        self.user_secs + self.system_secs
+    }
+
+    fn sum(usages: impl IntoIterator<Item = ProcessUsage>) -> ProcessUsage {
+        usages
+            .into_iter()
+            .fold(ProcessUsage::default(), |total, u| total.plus(&u, 1.0))
+    }
+
+    /// `self + sign × other`, field by field (faults saturate at zero).
+    fn plus(&self, other: &ProcessUsage, sign: f64) -> ProcessUsage {
+        ProcessUsage {
+            user_secs: self.user_secs + sign * other.user_secs,
+            system_secs: self.system_secs + sign * other.system_secs,
+            minor_faults: if sign < 0.0 {
+                self.minor_faults.saturating_sub(other.minor_faults)
+            } else {
+                self.minor_faults.saturating_add(other.minor_faults)
+            },
+        }
+    }
+}
+
+/// The summed usage of the node processes, and the bench's own.
+fn usage_snapshot(pids: &[u32]) -> (ProcessUsage, ProcessUsage) {
+    let nodes = ProcessUsage::sum(pids.iter().filter_map(|p| ProcessUsage::of(Some(*p))));
+    (nodes, ProcessUsage::of(None).unwrap_or_default())
 }
 
 /// Run the load described by `plan` and measure it.
@@ -393,13 +442,17 @@ pub async fn run(
         let interrupted = interrupted.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(window_start).await;
-            let (nodes0, bench0) = cpu_snapshot(&pids);
+            let (nodes0, bench0) = usage_snapshot(&pids);
             let began = Instant::now();
             while Instant::now() < window_end && !interrupted.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let (nodes1, bench1) = cpu_snapshot(&pids);
-            (nodes1 - nodes0, bench1 - bench0, began.elapsed())
+            let (nodes1, bench1) = usage_snapshot(&pids);
+            (
+                nodes1.plus(&nodes0, -1.0),
+                bench1.plus(&bench0, -1.0),
+                began.elapsed(),
+            )
         })
     };
     let mut outcome = LoadOutcome::default();
@@ -417,9 +470,9 @@ pub async fn run(
     }
     stream_task.abort();
     let sampled = observed?;
-    let (node_cpu, bench_cpu, window) = cpu_task.await.unwrap_or((0.0, 0.0, Duration::ZERO));
-    outcome.node_cpu_secs = node_cpu;
-    outcome.bench_cpu_secs = bench_cpu;
+    let (nodes, bench, window) = cpu_task.await.unwrap_or_default();
+    outcome.nodes = nodes;
+    outcome.bench = bench;
     outcome.window = window;
     outcome.interrupted = interrupted.load(Ordering::SeqCst);
     outcome.submitted = shared.submitted.load(Ordering::Relaxed);
@@ -463,4 +516,26 @@ pub async fn run(
 /// After the observer returns, make sure no worker waits on the in-flight limit.
 fn interrupted_or_done(shared: &Shared) {
     shared.inflight.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_usage_reads_faults_and_cpu_past_a_command_name_with_spaces() {
+        // A real line's layout; the command name holds a space and a parenthesis.
+        let line = "12208 (gongzhi (x) 1) R 12205 12205 9759 0 -1 4194304 4100 7 0 0 250 130 0 0 \
+                    20 0 1 0 6316276 3133440 394 18446744073709551615";
+        let usage = ProcessUsage::parse(line).expect("a stat line");
+        assert_eq!(usage.minor_faults, 4100);
+        assert_eq!(usage.user_secs, 2.5);
+        assert_eq!(usage.system_secs, 1.3);
+        assert!(ProcessUsage::parse("12208 (cut short) R 1 2").is_none());
+
+        let mine = ProcessUsage::of(None).expect("this process's /proc entry");
+        assert!(mine.minor_faults > 0, "a running test has touched memory");
+        let later = mine.plus(&mine, -1.0);
+        assert_eq!(later.minor_faults, 0);
+    }
 }

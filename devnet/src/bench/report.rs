@@ -118,6 +118,8 @@ impl fmt::Display for BenchReport {
             if o.interrupted { " (interrupted)" } else { "" },
         )?;
         writeln!(f)?;
+        let window = o.window.as_secs_f64().max(0.001);
+        let window_txs = (o.committed_txs as f64).max(1.0);
         let mut rows: Vec<(&str, String)> = vec![
             ("committed txs", thousands(o.committed_txs)),
             ("committed tx/s", format!("{:.1}", self.tx_per_sec())),
@@ -170,14 +172,23 @@ impl fmt::Display for BenchReport {
             ),
             (
                 "node CPU (cores busy, all nodes)",
-                format!("{:.2}", o.node_cpu_secs / o.window.as_secs_f64().max(0.001)),
+                format!("{:.2}", o.nodes.cpu_secs() / window),
+            ),
+            (
+                "node CPU per tx, user / system (all nodes)",
+                format!(
+                    "{:.0} / {:.0} µs",
+                    o.nodes.user_secs * 1e6 / window_txs,
+                    o.nodes.system_secs * 1e6 / window_txs
+                ),
+            ),
+            (
+                "node page faults per tx (all nodes)",
+                format!("{:.2}", o.nodes.minor_faults as f64 / window_txs),
             ),
             (
                 "bench CPU (cores busy)",
-                format!(
-                    "{:.2}",
-                    o.bench_cpu_secs / o.window.as_secs_f64().max(0.001)
-                ),
+                format!("{:.2}", o.bench.cpu_secs() / window),
             ),
             (
                 "machine",

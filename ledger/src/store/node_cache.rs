@@ -4,26 +4,58 @@
 //! cache each step is a RocksDB point read and a decode; with it, the upper levels (touched by
 //! every block) and recently written nodes (the next block's parents) come from memory.
 //!
+//! The cache is kept by **position** (a node's nibble path), one node per position: the newest
+//! committed version there. An update only ever reads the latest tree, whose node at a position
+//! is the newest one written there, so older versions would be dead weight: a block rewrites
+//! the nodes on every changed path, and a cache keyed by version filled up with the versions
+//! they replaced, allocating fresh memory for each. Here a newer node takes its predecessor's
+//! place, and memory grows only with the positions the tree has.
+//!
 //! Invariants:
 //! - Only nodes that are durably committed enter the cache: nodes read from RocksDB, and the
 //!   nodes of a block's update after its write batch returned. A prepared-but-undecided block's
 //!   nodes never do (another proposal for the same height has different nodes under the same
 //!   keys).
-//! - Tree nodes are immutable once written (a node key names a version), so a cached node can
-//!   never be stale. The cache changes speed, never results: lookups only, no iteration.
-//! - Memory is bounded: two generations of at most `capacity` nodes each; when the current one
-//!   is full it becomes the previous one and the old previous one is dropped (an approximate
-//!   LRU: a hit in the previous generation is moved to the current one).
+//! - Tree nodes are immutable once written (a node key names a version), and a lookup hits only
+//!   when the cached node's version is the one asked for, so a cached node can never be stale.
+//!   An older node (a historical read) never replaces a newer one at its position. The cache
+//!   changes speed, never results: lookups only, no iteration.
+//! - Memory is bounded: two generations of at most `capacity` positions each, a position in at
+//!   most one of them; when the current one is full it becomes the previous one and the old
+//!   previous one is dropped (an approximate LRU: a hit in the previous generation is moved to
+//!   the current one).
 
 use std::sync::{Mutex, PoisonError};
 
-use jmt::storage::{Node, NodeKey};
+use jmt::storage::{NibblePath, Node, NodeKey};
+use jmt::Version;
 
 use crate::fast_hash::FastMap;
 
-/// Default nodes per generation: about 100–200 MB at most with full internal nodes, far less
-/// in practice (most cached nodes are 64-byte leaves).
+/// Default positions per generation: about 100–200 MB at most with full internal nodes, far
+/// less in practice (most cached nodes are 64-byte leaves).
 pub const DEFAULT_CAPACITY: usize = 200_000;
+
+/// A node's place in the tree, packed: its nibble count and its nibbles, two per byte (a
+/// path has at most 64 nibbles). A map key that needs no allocation, unlike a [`NibblePath`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Position {
+    nibbles: u8,
+    packed: [u8; 32],
+}
+
+impl Position {
+    fn of(path: &NibblePath) -> Position {
+        let mut packed = [0u8; 32];
+        let mut nibbles = 0u8;
+        for (i, nibble) in path.nibbles().take(64).enumerate() {
+            let nibble = u8::from(nibble);
+            packed[i / 2] |= if i % 2 == 0 { nibble << 4 } else { nibble };
+            nibbles += 1;
+        }
+        Position { nibbles, packed }
+    }
+}
 
 /// A bounded, thread-safe cache of decoded tree nodes.
 #[derive(Debug)]
@@ -31,15 +63,30 @@ pub struct NodeCache {
     generations: Mutex<Generations>,
 }
 
+type Generation = FastMap<Position, (Version, Node)>;
+
 #[derive(Debug)]
 struct Generations {
-    current: FastMap<NodeKey, Node>,
-    previous: FastMap<NodeKey, Node>,
+    current: Generation,
+    previous: Generation,
     capacity: usize,
 }
 
 impl Generations {
-    fn insert(&mut self, key: NodeKey, node: Node) {
+    /// Hold `node`, the node at `position` as of `version`, unless a newer one is held there.
+    fn insert(&mut self, position: Position, version: Version, node: Node) {
+        if let Some(held) = self.current.get_mut(&position) {
+            if held.0 <= version {
+                *held = (version, node);
+            }
+            return;
+        }
+        if let Some((held, _)) = self.previous.get(&position) {
+            if *held > version {
+                return;
+            }
+            self.previous.remove(&position);
+        }
         if self.current.len() >= self.capacity {
             // The dropped generation's table becomes the new current one. Both were sized up
             // front (a growing table rehashes every node it holds), and reusing one means a
@@ -47,11 +94,11 @@ impl Generations {
             self.previous.clear();
             std::mem::swap(&mut self.previous, &mut self.current);
         }
-        self.current.insert(key, node);
+        self.current.insert(position, (version, node));
     }
 }
 
-fn generation(capacity: usize) -> FastMap<NodeKey, Node> {
+fn generation(capacity: usize) -> Generation {
     let mut table = FastMap::default();
     table.reserve(capacity);
     table
@@ -84,20 +131,27 @@ impl NodeCache {
 
     /// The cached node, if any.
     pub fn get(&self, key: &NodeKey) -> Option<Node> {
+        let position = Position::of(key.nibble_path());
+        let version = key.version();
         let mut generations = self.lock();
-        if let Some(node) = generations.current.get(key) {
-            return Some(node.clone());
+        if let Some((held, node)) = generations.current.get(&position) {
+            return (*held == version).then(|| node.clone());
         }
-        let node = generations.previous.remove(key)?;
-        generations.insert(key.clone(), node.clone());
-        Some(node)
+        match generations.previous.get(&position) {
+            Some((held, _)) if *held == version => {}
+            _ => return None,
+        }
+        let (held, node) = generations.previous.remove(&position)?;
+        let copy = node.clone();
+        generations.insert(position, held, node);
+        Some(copy)
     }
 
     /// Remember a committed node.
-    pub fn insert(&self, key: NodeKey, node: Node) {
+    pub fn insert(&self, key: &NodeKey, node: Node) {
         let mut generations = self.lock();
         if generations.capacity > 0 {
-            generations.insert(key, node);
+            generations.insert(Position::of(key.nibble_path()), key.version(), node);
         }
     }
 
@@ -108,7 +162,7 @@ impl NodeCache {
             return;
         }
         for (key, node) in nodes {
-            generations.insert(key.clone(), node.clone());
+            generations.insert(Position::of(key.nibble_path()), key.version(), node.clone());
         }
     }
 
@@ -131,41 +185,78 @@ mod tests {
 
     use super::*;
 
-    fn leaf(i: u8) -> (NodeKey, Node) {
-        let key_hash = KeyHash([i; 32]);
-        // postcard of NodeKey { version: i, nibble_path: empty }: jmt has no public constructor
-        // for a nibble path.
-        let key: NodeKey = postcard::from_bytes(&[i, 0, 0]).expect("a node key");
-        (key, Node::Leaf(LeafNode::new(key_hash, ValueHash([i; 32]))))
+    /// The node key of `version` at the two-nibble path `path` (jmt has no public constructor
+    /// for a nibble path; this is postcard of `NodeKey { version, nibble_path }`).
+    fn key(version: u8, path: u8) -> NodeKey {
+        postcard::from_bytes(&[version, 2, 1, path]).expect("a node key")
+    }
+
+    fn leaf(i: u8) -> Node {
+        Node::Leaf(LeafNode::new(KeyHash([i; 32]), ValueHash([i; 32])))
     }
 
     #[test]
     fn holds_at_most_two_generations_and_keeps_what_is_used() {
         let cache = NodeCache::new(2);
-        let nodes: Vec<_> = (0..5).map(leaf).collect();
-        cache.insert(nodes[0].0.clone(), nodes[0].1.clone());
-        cache.insert(nodes[1].0.clone(), nodes[1].1.clone());
-        cache.insert(nodes[2].0.clone(), nodes[2].1.clone());
+        let keys: Vec<NodeKey> = (0..5).map(|i| key(1, i)).collect();
+        for (i, key) in keys.iter().take(3).enumerate() {
+            cache.insert(key, leaf(i as u8));
+        }
         assert_eq!(cache.len(), 3);
         // A hit in the previous generation moves the node forward.
-        assert_eq!(cache.get(&nodes[0].0), Some(nodes[0].1.clone()));
-        cache.insert(nodes[3].0.clone(), nodes[3].1.clone());
-        cache.insert(nodes[4].0.clone(), nodes[4].1.clone());
+        assert_eq!(cache.get(&keys[0]), Some(leaf(0)));
+        cache.insert(&keys[3], leaf(3));
+        cache.insert(&keys[4], leaf(4));
         assert!(cache.len() <= 4);
-        assert_eq!(cache.get(&nodes[4].0), Some(nodes[4].1.clone()));
+        assert_eq!(cache.get(&keys[4]), Some(leaf(4)));
         assert_eq!(
-            cache.get(&nodes[1].0),
+            cache.get(&keys[1]),
             None,
             "the oldest generation was dropped"
         );
     }
 
     #[test]
+    fn a_position_holds_its_newest_node_only() {
+        let cache = NodeCache::new(10);
+        let (old, new, newer) = (key(3, 0xab), key(5, 0xab), key(9, 0xab));
+        cache.insert(&old, leaf(3));
+        cache.insert_all([(&new, &leaf(5))]);
+        assert_eq!(cache.len(), 1, "the newer node took the older one's place");
+        assert_eq!(cache.get(&new), Some(leaf(5)));
+        assert_eq!(
+            cache.get(&old),
+            None,
+            "another version is a miss, never a wrong node"
+        );
+        // A historical read of the old node does not push out the newer one.
+        cache.insert(&old, leaf(3));
+        assert_eq!(cache.get(&new), Some(leaf(5)));
+        assert_eq!(cache.get(&newer), None);
+        // Other positions are independent, including a shorter path with the same first byte.
+        let short: NodeKey = postcard::from_bytes(&[5, 1, 1, 0xa0]).expect("a node key");
+        cache.insert(&short, leaf(7));
+        assert_eq!(cache.get(&short), Some(leaf(7)));
+        assert_eq!(cache.get(&new), Some(leaf(5)));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_newer_node_replaces_one_in_the_previous_generation() {
+        let cache = NodeCache::new(1);
+        cache.insert(&key(1, 1), leaf(1));
+        cache.insert(&key(1, 2), leaf(2)); // rotates: position 1 is now in the previous one
+        cache.insert(&key(4, 1), leaf(4));
+        assert_eq!(cache.get(&key(4, 1)), Some(leaf(4)));
+        assert_eq!(cache.get(&key(1, 1)), None);
+        assert!(cache.len() <= 2);
+    }
+
+    #[test]
     fn capacity_zero_disables_the_cache() {
         let cache = NodeCache::new(0);
-        let (key, node) = leaf(1);
-        cache.insert(key.clone(), node);
+        cache.insert(&key(1, 1), leaf(1));
         assert!(cache.is_empty());
-        assert_eq!(cache.get(&key), None);
+        assert_eq!(cache.get(&key(1, 1)), None);
     }
 }
