@@ -200,7 +200,7 @@ impl TreeReader for DbTreeReader<'_> {
         let node = bytes.map(|b| decode_node(&b)).transpose()?;
         if let Some(node) = &node {
             // Stored nodes are committed and immutable: safe to remember.
-            self.cache.insert(node_key.clone(), node.clone());
+            self.cache.insert(node_key, node.clone());
         }
         Ok(node)
     }
