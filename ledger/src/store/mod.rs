@@ -22,6 +22,7 @@
 pub mod background;
 mod columns;
 mod commit;
+mod direct_io;
 mod node_cache;
 mod proof;
 mod reads;
@@ -118,7 +119,7 @@ impl Store {
         let opening = |e: rocksdb::Error| {
             LedgerError::Storage(format!("opening {}: {}", path.display(), e.into_string()))
         };
-        let db_options = columns::db_options().map_err(opening)?;
+        let db_options = columns::db_options(direct_io::supported(&path)).map_err(opening)?;
         let db =
             DB::open_cf_descriptors(&db_options, &path, columns::descriptors()).map_err(opening)?;
         background::lower_rocksdb_threads();
