@@ -4,8 +4,9 @@
 //! memtable flush at normal priority took its share of them for the whole flush. Every block
 //! committed meanwhile waited longer: on a devnet, whose four nodes hold the same data and so
 //! flush at the same moment on the same cores, those were the slowest blocks and set the p99
-//! latency. At nice 19 the flush takes the cores the node leaves idle; a 64 MB memtable takes
-//! tens of seconds to fill, ample time to flush the one before.
+//! latency. At nice 19 the flush takes the cores the node leaves idle; an 8 MB memtable
+//! takes seconds to fill under load, and RocksDB keeps up to two per family, so a flush has
+//! that long to finish before writes wait for it.
 //!
 //! How: RocksDB's own `LowerThreadPoolCPUPriority` only takes effect when a pool thread next
 //! runs a job, so the first flush of a process still ran at normal priority. Its pool threads

@@ -72,13 +72,25 @@ pub const FORMAT_VERSION: u64 = 2;
 /// Block cache shared by all families.
 const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Memtable size per family. Small memtables are flushed, and their memory and write-ahead
+/// log freed for reuse, within seconds under load; RocksDB's 64 MB default kept a node writing
+/// into fresh memory and fresh log pages for minutes (the kernel zeroes or allocates each new
+/// 4 KB page, and on a VM the host may have to back it first). Devnet figures are in
+/// docs/BENCHMARKS.md.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Write-ahead log kept before the families holding its oldest file are flushed, so that
+/// file can be recycled: without a cap, families that take few writes (metadata,
+/// certificates) keep every log file alive until they fill their own memtables.
+const MAX_TOTAL_WAL_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Write-ahead log files kept for reuse once their data is flushed: rewriting a recycled
 /// file's pages needs no fresh page-cache pages, unlike appending to a new file.
 const RECYCLED_LOG_FILES: usize = 4;
 
 /// Database-wide options: create what is missing, bounded open files and info logs,
-/// background work at low CPU priority ([`super::background`]), recycled write-ahead log
-/// files, and table files written with direct I/O when `direct_io` (see
+/// background work at low CPU priority ([`super::background`]), a capped and recycled
+/// write-ahead log, and table files written with direct I/O when `direct_io` (see
 /// [`super::direct_io`]).
 pub fn db_options(direct_io: bool) -> Result<Options, rocksdb::Error> {
     let mut opts = Options::default();
@@ -91,6 +103,7 @@ pub fn db_options(direct_io: bool) -> Result<Options, rocksdb::Error> {
     // RocksDB's recyclable record format tells a recycled file's old records from new ones,
     // so recovery (point-in-time, the default) stops at the last record written.
     opts.set_recycle_log_file_num(RECYCLED_LOG_FILES);
+    opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     opts.set_use_direct_io_for_flush_and_compaction(direct_io);
     Ok(opts)
 }
@@ -106,8 +119,8 @@ pub fn db_options(direct_io: bool) -> Result<Options, rocksdb::Error> {
 /// into the next level before then, which zeroes what it can anyway.
 pub const AFTER_OPEN_CF_OPTIONS: &[(&str, &str)] = &[("bottommost_file_compaction_delay", "3600")];
 
-/// One descriptor per family, all sharing one LRU block cache; point-lookup families get a
-/// bloom filter.
+/// One descriptor per family, all sharing one LRU block cache, each with an 8 MB memtable
+/// ([`WRITE_BUFFER_BYTES`]); point-lookup families get a bloom filter.
 pub fn descriptors() -> Vec<ColumnFamilyDescriptor> {
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     ALL.iter()
@@ -117,6 +130,7 @@ pub fn descriptors() -> Vec<ColumnFamilyDescriptor> {
             table.set_bloom_filter(10.0, false);
             let mut opts = Options::default();
             opts.set_block_based_table_factory(&table);
+            opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
             ColumnFamilyDescriptor::new(*name, opts)
         })
         .collect()
