@@ -1,6 +1,6 @@
 //! Signer and member lookups on the latest committed state, for the mempool and peer gating.
 
-use gongzhi_contracts::governance::{self, Organisation};
+use gongzhi_contracts::governance::{self, OrgStatus, Organisation};
 use gongzhi_ledger::{PublicKey, StateReader};
 
 use crate::chain::Chain;
@@ -19,11 +19,12 @@ impl LatestAccounts {
     }
 }
 
-/// The signer's last nonce when it is an operator key of an active organisation.
+/// The signer's last nonce when it is an operator key of an active organisation. Reads the
+/// organisation's status key, not its whole record (which holds every operator key).
 pub fn committed_nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Option<u64> {
     let org = governance::org_of_signer(state, signer).ok().flatten()?;
-    let org = governance::get_org(state, &org).ok().flatten()?;
-    if !org.is_active() {
+    let status = governance::org_status(state, &org).ok().flatten()?;
+    if status != OrgStatus::Active {
         return None;
     }
     gongzhi_contracts::execute::nonce(state, signer).ok()
@@ -49,4 +50,35 @@ pub fn member_node_keys<S: StateReader + ?Sized>(state: &S) -> anyhow::Result<Ve
     keys.sort();
     keys.dedup();
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use gongzhi_contracts::{genesis_changes, keys, OrgId};
+    use gongzhi_ledger::{codec, Keypair, MemoryState};
+
+    use super::*;
+    use crate::audit::fixture::{demo_genesis, operator_key};
+
+    #[test]
+    fn a_signer_has_a_nonce_only_while_its_organisation_is_active() {
+        let changes = genesis_changes(&demo_genesis()).expect("the demo genesis is valid");
+        let mut state: MemoryState = changes
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect();
+        let member = operator_key("yuetan-street").public();
+        assert_eq!(committed_nonce(&state, &member), Some(0));
+        let stranger = Keypair::from_secret([9; 32]).public();
+        assert_eq!(committed_nonce(&state, &stranger), None);
+
+        state.insert(keys::nonce(&member), codec::to_bytes(&7u64));
+        assert_eq!(committed_nonce(&state, &member), Some(7));
+        // Governance suspends the organisation: its status key is what the check reads.
+        state.insert(
+            keys::org_status(&OrgId::from("yuetan-street")),
+            codec::to_bytes(&OrgStatus::Suspended),
+        );
+        assert_eq!(committed_nonce(&state, &member), None);
+    }
 }

@@ -125,7 +125,8 @@ pub struct Mempool {
     hashes: HashMap<Hash, (PublicKey, u64)>,
     total_bytes: usize,
     next_arrival: u64,
-    /// Committed nonces (None: not a member's key) read since the last `update`.
+    /// Committed nonces (None: not a member's key) read by or since the last `update`; the
+    /// cache holds until the next commit, whose `update` clears it.
     nonces: HashMap<PublicKey, Option<u64>>,
 }
 
@@ -354,6 +355,8 @@ impl Mempool {
         touched.dedup();
         for signer in touched {
             let floor = accounts.committed_nonce(&signer);
+            // Read after the commit: the next admission from this signer can use it.
+            self.nonces.insert(signer, floor);
             let Some(queue) = self.by_signer.get_mut(&signer) else {
                 continue;
             };
@@ -721,10 +724,16 @@ mod tests {
         let after = Counting(2, Cell::new(0));
         pool.update(&block, &after);
         assert_eq!(pool.len(), 3);
+        assert_eq!(
+            after.1.get(),
+            1,
+            "update reads the committed signer's nonce"
+        );
         let stale = Tx::sign(&key, "test-chain", 2, vec![9]);
         assert!(matches!(
             admit(&mut pool, stale, &after),
             Err(MempoolError::NonceUsed { next: 3, .. })
         ));
+        assert_eq!(after.1.get(), 1, "and the next admission uses that read");
     }
 }
