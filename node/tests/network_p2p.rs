@@ -395,6 +395,20 @@ async fn removing_a_member_closes_its_connection() {
     let mut c = start_node(33, 0, &members, vec![a.as_peer(), b.as_peer()], |_| {}).await;
     let (pa, pb, pc) = (a.peer_id(), b.peer_id(), c.peer_id());
     wait_for_mesh(&a, &[pb, pc]).await;
+    // A node reports the disconnection only of a peer it reported connected (after identify),
+    // which may come after the gossip mesh forms: wait for those reports first.
+    let mut reported = HashSet::new();
+    a.events_until("B and C connected", |event| {
+        if let NetworkEvent::PeerConnected(peer) = event {
+            reported.insert(*peer);
+        }
+        reported.contains(&pb) && reported.contains(&pc)
+    })
+    .await;
+    c.events_until("A connected", |event| {
+        *event == NetworkEvent::PeerConnected(pa)
+    })
+    .await;
 
     a.handle
         .set_allowed_peers([pb].into_iter().collect())
