@@ -14,6 +14,7 @@
 //! changes on every node.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gongzhi_ledger::{
     Canonical, Outcome, Overlay, PublicKey, Receipt, StateChanges, StateReader, Timestamp, Tx,
@@ -55,8 +56,8 @@ pub(crate) struct CallContext {
     pub time: Timestamp,
     /// Block height.
     pub height: u64,
-    /// The signer's organisation (active).
-    pub org: Organisation,
+    /// The signer's organisation (active), shared with the block's [`SignerOrgs`].
+    pub org: Arc<Organisation>,
     /// Parameters at the start of the tx.
     pub params: Parameters,
 }
@@ -107,21 +108,21 @@ pub fn nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Result<u
 /// never serves a stale organisation (governance may rewrite one mid-block); it only spares
 /// decoding the same record (with all its operator keys) for every tx its members sign.
 #[derive(Default)]
-struct SignerOrgs(BTreeMap<OrgId, (Vec<u8>, Organisation)>);
+struct SignerOrgs(BTreeMap<OrgId, (Vec<u8>, Arc<Organisation>)>);
 
 impl SignerOrgs {
-    /// Organisation `id` as `state` holds it now. Its absence is corruption: a signer key maps
-    /// only to a stored organisation.
-    fn load(&mut self, state: &Writes<'_>, id: &OrgId) -> Result<Organisation, ContractError> {
+    /// Organisation `id` as `state` holds it now, shared rather than copied. Its absence is
+    /// corruption: a signer key maps only to a stored organisation.
+    fn load(&mut self, state: &Writes<'_>, id: &OrgId) -> Result<Arc<Organisation>, ContractError> {
         let key = keys::org(id);
         let bytes = state.get(&key)?.ok_or_else(|| store::missing(&key))?;
         if let Some((decoded_from, org)) = self.0.get(id) {
             if *decoded_from == bytes {
-                return Ok(org.clone());
+                return Ok(Arc::clone(org));
             }
         }
-        let org: Organisation = store::decode(&key, &bytes)?;
-        self.0.insert(id.clone(), (bytes, org.clone()));
+        let org = Arc::new(store::decode::<Organisation>(&key, &bytes)?);
+        self.0.insert(id.clone(), (bytes, Arc::clone(&org)));
         Ok(org)
     }
 }
