@@ -378,19 +378,19 @@ impl ProcessUsage {
     fn sum(usages: impl IntoIterator<Item = ProcessUsage>) -> ProcessUsage {
         usages
             .into_iter()
-            .fold(ProcessUsage::default(), |total, u| total.plus(&u, 1.0))
+            .fold(ProcessUsage::default(), |total, u| ProcessUsage {
+                user_secs: total.user_secs + u.user_secs,
+                system_secs: total.system_secs + u.system_secs,
+                minor_faults: total.minor_faults.saturating_add(u.minor_faults),
+            })
     }
 
-    /// `self + sign × other`, field by field (faults saturate at zero).
-    fn plus(&self, other: &ProcessUsage, sign: f64) -> ProcessUsage {
+    /// What was used between `earlier` and this reading.
+    fn since(&self, earlier: &ProcessUsage) -> ProcessUsage {
         ProcessUsage {
-            user_secs: self.user_secs + sign * other.user_secs,
-            system_secs: self.system_secs + sign * other.system_secs,
-            minor_faults: if sign < 0.0 {
-                self.minor_faults.saturating_sub(other.minor_faults)
-            } else {
-                self.minor_faults.saturating_add(other.minor_faults)
-            },
+            user_secs: self.user_secs - earlier.user_secs,
+            system_secs: self.system_secs - earlier.system_secs,
+            minor_faults: self.minor_faults.saturating_sub(earlier.minor_faults),
         }
     }
 }
@@ -449,8 +449,8 @@ pub async fn run(
             }
             let (nodes1, bench1) = usage_snapshot(&pids);
             (
-                nodes1.plus(&nodes0, -1.0),
-                bench1.plus(&bench0, -1.0),
+                nodes1.since(&nodes0),
+                bench1.since(&bench0),
                 began.elapsed(),
             )
         })
@@ -535,7 +535,6 @@ mod tests {
 
         let mine = ProcessUsage::of(None).expect("this process's /proc entry");
         assert!(mine.minor_faults > 0, "a running test has touched memory");
-        let later = mine.plus(&mine, -1.0);
-        assert_eq!(later.minor_faults, 0);
+        assert_eq!(mine.since(&mine).minor_faults, 0);
     }
 }
