@@ -1,7 +1,8 @@
 //! Preparing and committing a block.
 //!
-//! [`Store::prepare`] runs jmt's update in memory and returns a [`PreparedState`]: the root for
-//! height latest+1, the tree nodes and value history to write, and the flat changes. A proposer
+//! [`Store::prepare`] computes the tree update in memory (see `state_tree::compute_update`) and
+//! returns a [`PreparedState`]: the root for height latest+1, the tree nodes (already in stored
+//! form) and value history to write, and the flat changes. A proposer
 //! puts its root in the header before the block is decided.
 //!
 //! [`Store::commit`] accepts a block only if it extends the tip (height latest+1, previous hash
@@ -15,11 +16,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use jmt::storage::TreeUpdateBatch;
 use rocksdb::WriteBatch;
 
 use super::columns::{self, meta_keys};
-use super::state_tree::{self, node_key_bytes};
+use super::state_tree::{self, node_key_bytes, TreeUpdate};
 use super::{stored, Store, Tip};
 use crate::certificate::CommitCertificate;
 use crate::hash::Hash;
@@ -34,7 +34,7 @@ pub struct PreparedState {
     height: u64,
     parent_root: Hash,
     root: Hash,
-    update: TreeUpdateBatch,
+    update: TreeUpdate,
     changes: Arc<StateChanges>,
 }
 
@@ -133,7 +133,13 @@ impl Store {
             batch.put_cf(tx_index, receipt.tx_hash.0, position);
             batch.put_cf(receipts_cf, position, stored(receipt));
         }
-        put_tree_update(self, &mut batch, &prepared.update)?;
+        put_tree_update(
+            self,
+            &mut batch,
+            &prepared.update,
+            &prepared.changes,
+            height,
+        )?;
         put_flat_state(self, &mut batch, &prepared.changes)?;
         batch.put_cf(
             self.cf(columns::META)?,
@@ -143,8 +149,8 @@ impl Store {
         self.last_batch_bytes
             .store(batch.size_in_bytes(), Ordering::Relaxed);
         self.write_synced(batch)?;
-        self.node_cache
-            .insert_all(prepared.update.node_batch.nodes());
+        // The new nodes' bytes move into the cache: it holds what was written, not a copy.
+        self.node_cache.insert_all(prepared.update.nodes);
 
         self.set_tip(Tip {
             height,
@@ -237,22 +243,24 @@ fn check_block(
     Ok(block_hash)
 }
 
-/// Add a tree update (nodes and value history) to `batch`.
+/// Add a tree update (nodes and value history) of version `version` to `batch`.
 pub(super) fn put_tree_update(
     store: &Store,
     batch: &mut WriteBatch,
-    update: &TreeUpdateBatch,
+    update: &TreeUpdate,
+    changes: &StateChanges,
+    version: u64,
 ) -> Result<(), LedgerError> {
     let nodes = store.cf(columns::JMT_NODES)?;
-    for (key, node) in update.node_batch.nodes() {
-        batch.put_cf(nodes, node_key_bytes(key), state_tree::encode_node(node));
+    for (key, node) in &update.nodes {
+        batch.put_cf(nodes, node_key_bytes(key), node);
     }
     let values = store.cf(columns::JMT_VALUES)?;
-    for ((version, key_hash), value) in update.node_batch.values() {
+    for (key_hash, value) in update.values(changes) {
         batch.put_cf(
             values,
-            columns::value_key(&key_hash.0, *version),
-            columns::encode_history_value(value.as_deref()),
+            columns::value_key(&key_hash.0, version),
+            columns::encode_history_value(value),
         );
     }
     Ok(())

@@ -29,6 +29,7 @@ mod reads;
 mod root_tree;
 pub mod state_tree;
 pub mod testkit;
+mod tree_insert;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
@@ -58,7 +59,7 @@ pub struct Store {
     tip: RwLock<Option<Tip>>,
     /// Serialises commits and genesis (reads never take it).
     write_lock: Mutex<()>,
-    /// Decoded tree nodes of committed versions (see [`NodeCache`]).
+    /// Stored tree nodes of committed versions (see [`NodeCache`]).
     node_cache: NodeCache,
     /// Whether commits are fsynced (always, except for scratch stores).
     sync: bool,
@@ -74,7 +75,7 @@ pub struct StoreOptions {
     /// (an auditor's replay) may turn this off; it then also skips RocksDB's write-ahead log,
     /// so a crash can lose anything not yet flushed.
     pub sync: bool,
-    /// Decoded tree nodes kept in memory per cache generation (0 disables the cache).
+    /// Tree nodes kept in memory per cache generation (0 disables the cache).
     pub node_cache_nodes: usize,
 }
 
@@ -186,7 +187,7 @@ impl Store {
             return Ok(root);
         }
         let mut batch = WriteBatch::default();
-        commit::put_tree_update(self, &mut batch, &update)?;
+        commit::put_tree_update(self, &mut batch, &update, changes, 0)?;
         commit::put_flat_state(self, &mut batch, changes)?;
         let meta = self.cf(columns::META)?;
         batch.put_cf(
@@ -198,7 +199,7 @@ impl Store {
         batch.put_cf(meta, meta_keys::GENESIS_HASH, genesis_hash.0);
         batch.put_cf(meta, meta_keys::LATEST_HEIGHT, columns::height_key(0));
         self.write_synced(batch)?;
-        self.node_cache.insert_all(update.node_batch.nodes());
+        self.node_cache.insert_all(update.nodes);
         self.set_tip(Tip {
             chain_id: chain_id.to_string(),
             genesis_hash,

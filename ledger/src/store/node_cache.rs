@@ -1,8 +1,10 @@
-//! Decoded Jellyfish tree nodes kept in memory between blocks.
+//! Jellyfish tree nodes kept in memory between blocks, as their stored bytes.
 //!
 //! Every block's state update walks the tree from the root to each changed key. Without a
-//! cache each step is a RocksDB point read and a decode; with it, the upper levels (touched by
-//! every block) and recently written nodes (the next block's parents) come from memory.
+//! cache each step is a RocksDB point read; with it, the upper levels (touched by every block)
+//! and recently written nodes (the next block's parents) come from memory. A node is held as
+//! the bytes RocksDB holds (jmt's postcard encoding): the update that wrote it hands them over
+//! without a copy, and a reader parses only what it needs (see `tree_insert::parse`).
 //!
 //! The cache is kept by **position** (a node's nibble path), one node per position: the newest
 //! committed version there. An update only ever reads the latest tree, whose node at a position
@@ -27,7 +29,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use jmt::storage::{NibblePath, Node, NodeKey};
+use jmt::storage::{NibblePath, NodeKey};
 use jmt::Version;
 
 use crate::fast_hash::FastMap;
@@ -63,7 +65,7 @@ pub struct NodeCache {
     generations: Mutex<Generations>,
 }
 
-type Generation = FastMap<Position, (Version, Node)>;
+type Generation = FastMap<Position, (Version, Vec<u8>)>;
 
 #[derive(Debug)]
 struct Generations {
@@ -74,7 +76,7 @@ struct Generations {
 
 impl Generations {
     /// Hold `node`, the node at `position` as of `version`, unless a newer one is held there.
-    fn insert(&mut self, position: Position, version: Version, node: Node) {
+    fn insert(&mut self, position: Position, version: Version, node: Vec<u8>) {
         if let Some(held) = self.current.get_mut(&position) {
             if held.0 <= version {
                 *held = (version, node);
@@ -129,26 +131,26 @@ impl NodeCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached node, if any.
-    pub fn get(&self, key: &NodeKey) -> Option<Node> {
+    /// `read` applied to the cached bytes of the node `key`, if it is cached.
+    pub fn with<T>(&self, key: &NodeKey, read: impl FnOnce(&[u8]) -> T) -> Option<T> {
         let position = Position::of(key.nibble_path());
         let version = key.version();
         let mut generations = self.lock();
         if let Some((held, node)) = generations.current.get(&position) {
-            return (*held == version).then(|| node.clone());
+            return (*held == version).then(|| read(node));
         }
         match generations.previous.get(&position) {
             Some((held, _)) if *held == version => {}
             _ => return None,
         }
         let (held, node) = generations.previous.remove(&position)?;
-        let copy = node.clone();
+        let result = read(&node);
         generations.insert(position, held, node);
-        Some(copy)
+        Some(result)
     }
 
-    /// Remember a committed node.
-    pub fn insert(&self, key: &NodeKey, node: Node) {
+    /// Remember a committed node's stored bytes.
+    pub fn insert(&self, key: &NodeKey, node: Vec<u8>) {
         let mut generations = self.lock();
         if generations.capacity > 0 {
             generations.insert(Position::of(key.nibble_path()), key.version(), node);
@@ -156,13 +158,13 @@ impl NodeCache {
     }
 
     /// Remember every node of a committed update.
-    pub fn insert_all<'a>(&self, nodes: impl IntoIterator<Item = (&'a NodeKey, &'a Node)>) {
+    pub fn insert_all(&self, nodes: impl IntoIterator<Item = (NodeKey, Vec<u8>)>) {
         let mut generations = self.lock();
         if generations.capacity == 0 {
             return;
         }
         for (key, node) in nodes {
-            generations.insert(Position::of(key.nibble_path()), key.version(), node.clone());
+            generations.insert(Position::of(key.nibble_path()), key.version(), node);
         }
     }
 
@@ -180,9 +182,6 @@ impl NodeCache {
 
 #[cfg(test)]
 mod tests {
-    use jmt::storage::LeafNode;
-    use jmt::{KeyHash, ValueHash};
-
     use super::*;
 
     /// The node key of `version` at the two-nibble path `path` (jmt has no public constructor
@@ -191,8 +190,12 @@ mod tests {
         postcard::from_bytes(&[version, 2, 1, path]).expect("a node key")
     }
 
-    fn leaf(i: u8) -> Node {
-        Node::Leaf(LeafNode::new(KeyHash([i; 32]), ValueHash([i; 32])))
+    fn leaf(i: u8) -> Vec<u8> {
+        vec![i; 3]
+    }
+
+    fn get(cache: &NodeCache, key: &NodeKey) -> Option<Vec<u8>> {
+        cache.with(key, <[u8]>::to_vec)
     }
 
     #[test]
@@ -204,13 +207,13 @@ mod tests {
         }
         assert_eq!(cache.len(), 3);
         // A hit in the previous generation moves the node forward.
-        assert_eq!(cache.get(&keys[0]), Some(leaf(0)));
+        assert_eq!(get(&cache, &keys[0]), Some(leaf(0)));
         cache.insert(&keys[3], leaf(3));
         cache.insert(&keys[4], leaf(4));
         assert!(cache.len() <= 4);
-        assert_eq!(cache.get(&keys[4]), Some(leaf(4)));
+        assert_eq!(get(&cache, &keys[4]), Some(leaf(4)));
         assert_eq!(
-            cache.get(&keys[1]),
+            get(&cache, &keys[1]),
             None,
             "the oldest generation was dropped"
         );
@@ -221,23 +224,23 @@ mod tests {
         let cache = NodeCache::new(10);
         let (old, new, newer) = (key(3, 0xab), key(5, 0xab), key(9, 0xab));
         cache.insert(&old, leaf(3));
-        cache.insert_all([(&new, &leaf(5))]);
+        cache.insert_all([(new.clone(), leaf(5))]);
         assert_eq!(cache.len(), 1, "the newer node took the older one's place");
-        assert_eq!(cache.get(&new), Some(leaf(5)));
+        assert_eq!(get(&cache, &new), Some(leaf(5)));
         assert_eq!(
-            cache.get(&old),
+            get(&cache, &old),
             None,
             "another version is a miss, never a wrong node"
         );
         // A historical read of the old node does not push out the newer one.
         cache.insert(&old, leaf(3));
-        assert_eq!(cache.get(&new), Some(leaf(5)));
-        assert_eq!(cache.get(&newer), None);
+        assert_eq!(get(&cache, &new), Some(leaf(5)));
+        assert_eq!(get(&cache, &newer), None);
         // Other positions are independent, including a shorter path with the same first byte.
         let short: NodeKey = postcard::from_bytes(&[5, 1, 1, 0xa0]).expect("a node key");
         cache.insert(&short, leaf(7));
-        assert_eq!(cache.get(&short), Some(leaf(7)));
-        assert_eq!(cache.get(&new), Some(leaf(5)));
+        assert_eq!(get(&cache, &short), Some(leaf(7)));
+        assert_eq!(get(&cache, &new), Some(leaf(5)));
         assert_eq!(cache.len(), 2);
     }
 
@@ -247,8 +250,8 @@ mod tests {
         cache.insert(&key(1, 1), leaf(1));
         cache.insert(&key(1, 2), leaf(2)); // rotates: position 1 is now in the previous one
         cache.insert(&key(4, 1), leaf(4));
-        assert_eq!(cache.get(&key(4, 1)), Some(leaf(4)));
-        assert_eq!(cache.get(&key(1, 1)), None);
+        assert_eq!(get(&cache, &key(4, 1)), Some(leaf(4)));
+        assert_eq!(get(&cache, &key(1, 1)), None);
         assert!(cache.len() <= 2);
     }
 
@@ -257,6 +260,6 @@ mod tests {
         let cache = NodeCache::new(0);
         cache.insert(&key(1, 1), leaf(1));
         assert!(cache.is_empty());
-        assert_eq!(cache.get(&key(1, 1)), None);
+        assert_eq!(get(&cache, &key(1, 1)), None);
     }
 }

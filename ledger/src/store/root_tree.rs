@@ -29,10 +29,10 @@ use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
 
 /// jmt's hash of an empty subtree.
-const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
+pub(super) const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 /// jmt's domain separators (the second one really is spelt without the 'e').
-const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
-const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
+pub(super) const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
+pub(super) const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
 
 /// The latest state tree, in memory, for roots only (see the module documentation).
 #[derive(Debug, Default)]
@@ -45,7 +45,7 @@ pub struct RootTree {
 /// The tree's hash function — [`StateHasher`](super::StateHasher)'s blake3 under
 /// `gongzhi/state/v1` — with one blake3 state reset between hashes, instead of a fresh ~2 KB
 /// state built and moved for every 80-byte node hash.
-struct TreeHasher(blake3::Hasher);
+pub(super) struct TreeHasher(blake3::Hasher);
 
 impl Default for TreeHasher {
     fn default() -> Self {
@@ -61,7 +61,7 @@ impl std::fmt::Debug for TreeHasher {
 
 impl TreeHasher {
     /// The hash of `bytes`.
-    fn hash(&mut self, bytes: &[u8]) -> [u8; 32] {
+    pub(super) fn hash(&mut self, bytes: &[u8]) -> [u8; 32] {
         self.0.reset();
         self.0.update(bytes);
         *self.0.finalize().as_bytes()
@@ -69,7 +69,12 @@ impl TreeHasher {
 
     /// The hash of `domain ‖ left ‖ right` (a leaf or an inner node), assembled on the stack
     /// so blake3 sees one input instead of three.
-    fn hash_pair(&mut self, domain: &[u8], left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    pub(super) fn hash_pair(
+        &mut self,
+        domain: &[u8],
+        left: &[u8; 32],
+        right: &[u8; 32],
+    ) -> [u8; 32] {
         let mut input = [0u8; 16 + 64];
         let len = domain.len() + 64;
         input[..domain.len()].copy_from_slice(domain);

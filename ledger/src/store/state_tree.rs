@@ -4,9 +4,11 @@
 //! after block h. Keys are hashed to [`KeyHash`]es with [`StateHasher`]; the tree never sees raw
 //! keys, so historic reads go through the value history (key hash ‖ version → value).
 //!
-//! - [`DbTreeReader`] reads nodes and value history from RocksDB for jmt, through the store's
-//!   [`NodeCache`] of decoded nodes.
-//! - [`MemoryStateTree`] is the same tree held in memory, for replays and models.
+//! - [`compute_update`] turns a block's changes into a [`TreeUpdate`]: its inserts and
+//!   overwrites through [`tree_insert`](super::tree_insert), a block that deletes through jmt.
+//! - [`DbTreeReader`] reads nodes and value history from RocksDB, for jmt and for
+//!   `tree_insert`, through the store's [`NodeCache`] of stored node bytes.
+//! - [`MemoryStateTree`] is the same tree held in memory, for models and tests.
 //!
 //! Invariant: the root computed for a set of changes depends only on the resulting key/value
 //! set, never on insertion order or on which reader computed it.
@@ -20,6 +22,8 @@ use rocksdb::{ColumnFamily, DB};
 
 use super::columns;
 use super::node_cache::NodeCache;
+use super::root_tree::TreeHasher;
+use super::tree_insert::{self, NodeSource, NodeView};
 use crate::fast_hash::FastMap;
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
@@ -71,46 +75,87 @@ pub fn value_set(changes: &StateChanges) -> Vec<(KeyHash, Option<OwnedValue>)> {
         .collect()
 }
 
-/// Compute the root and node batch of `changes` applied on top of version `version - 1`
+/// What one version adds to the stored tree: its new nodes, and the key hash of each change
+/// for the value history (in the order of the changes, which hold the values).
+#[derive(Debug, Clone, Default)]
+pub struct TreeUpdate {
+    /// New nodes: node key and stored bytes (postcard of jmt's `Node`).
+    pub nodes: Vec<(NodeKey, Vec<u8>)>,
+    /// The key hash of each change, in the changes' (key) order.
+    pub key_hashes: Vec<KeyHash>,
+}
+
+impl TreeUpdate {
+    /// jmt's update batch in stored form. Its values are the changes' own (jmt records every
+    /// key of the value set it was given, deletions as `None`), so only their key hashes stay.
+    fn from_jmt(batch: &TreeUpdateBatch, changes: &StateChanges) -> TreeUpdate {
+        TreeUpdate {
+            nodes: batch
+                .node_batch
+                .nodes()
+                .iter()
+                .map(|(key, node)| (key.clone(), encode_node(node)))
+                .collect(),
+            key_hashes: changes.keys().map(|key| key_hash(key)).collect(),
+        }
+    }
+
+    /// The value history entries of this update: key hash and value (`None` = deleted).
+    pub fn values<'a>(
+        &'a self,
+        changes: &'a StateChanges,
+    ) -> impl Iterator<Item = (&'a KeyHash, Option<&'a [u8]>)> + 'a {
+        self.key_hashes
+            .iter()
+            .zip(changes.values())
+            .map(|(hash, value)| (hash, value.as_deref()))
+    }
+}
+
+/// Compute the root and the tree update of `changes` applied on top of version `version - 1`
 /// (or on the empty tree at version 0), without writing anything.
 ///
-/// A change set without deletions (nearly every block) goes through jmt's batch insert, which
-/// builds and hashes each touched node once; with deletions it goes key by key. Both give the
-/// same tree (a Jellyfish tree's shape depends only on its key set), which
+/// A change set without deletions (nearly every block) goes through
+/// [`tree_insert`](super::tree_insert), which reads and writes nodes in their stored form; one
+/// with deletions (or none at all) goes key by key through jmt. Both give the same tree (a
+/// Jellyfish tree's shape depends only on its key set), which
 /// `batch_and_key_by_key_updates_agree` checks.
-pub fn compute_update<R: TreeReader>(
+pub fn compute_update<R: TreeReader + NodeSource>(
     reader: &R,
     changes: &StateChanges,
     version: Version,
-) -> Result<(Hash, TreeUpdateBatch), LedgerError> {
-    let tree = StateTree::new(reader);
-    let inserts: Option<Vec<(KeyHash, OwnedValue)>> = changes
-        .iter()
-        .map(|(key, value)| value.as_ref().map(|value| (key_hash(key), value.clone())))
-        .collect();
-    let (root, batch) = match inserts {
-        Some(inserts) if !inserts.is_empty() => tree
-            .batch_put_value_sets(vec![inserts], None, version)
-            .map(|(roots, batch)| (roots.first().copied(), batch)),
-        _ => tree
-            .put_value_set(value_set(changes), version)
-            .map(|(root, batch)| (Some(root), batch)),
+) -> Result<(Hash, TreeUpdate), LedgerError> {
+    let inserts_only = !changes.is_empty() && changes.values().all(Option::is_some);
+    if !inserts_only {
+        return compute_update_key_by_key(reader, changes, version);
     }
-    .map_err(from_jmt)?;
-    let root = root.ok_or_else(|| LedgerError::Corrupt("state tree update gave no root".into()))?;
-    Ok((Hash(root.0), batch))
+    let mut hasher = TreeHasher::default();
+    let mut key_hashes = Vec::with_capacity(changes.len());
+    let mut inserts = Vec::with_capacity(changes.len());
+    for (key, value) in changes {
+        let key_hash = hasher.hash(key);
+        key_hashes.push(KeyHash(key_hash));
+        if let Some(value) = value {
+            inserts.push((key_hash, hasher.hash(value)));
+        }
+    }
+    // Distinct keys (a map's) have distinct hashes.
+    inserts.sort_unstable_by_key(|insert| insert.0);
+    let (root, nodes) = tree_insert::insert(reader, &inserts, version)?;
+    Ok((root, TreeUpdate { nodes, key_hashes }))
 }
 
-/// [`compute_update`] always key by key: the reference the batch path is tested against.
+/// [`compute_update`] always key by key through jmt: the reference the insert path is tested
+/// against, and the path of blocks that delete.
 pub fn compute_update_key_by_key<R: TreeReader>(
     reader: &R,
     changes: &StateChanges,
     version: Version,
-) -> Result<(Hash, TreeUpdateBatch), LedgerError> {
+) -> Result<(Hash, TreeUpdate), LedgerError> {
     let (root, batch) = StateTree::new(reader)
         .put_value_set(value_set(changes), version)
         .map_err(from_jmt)?;
-    Ok((Hash(root.0), batch))
+    Ok((Hash(root.0), TreeUpdate::from_jmt(&batch, changes)))
 }
 
 /// The root at `version`, `None` if that version has no root node.
@@ -188,21 +233,39 @@ impl DbTreeReader<'_> {
     }
 }
 
+impl DbTreeReader<'_> {
+    /// `read` applied to the stored bytes of the node `key` (cached, or read from RocksDB and
+    /// then cached); `None` if there is no such node.
+    fn with_node<T>(
+        &self,
+        node_key: &NodeKey,
+        read: impl Fn(&[u8]) -> Result<T, LedgerError>,
+    ) -> Result<Option<T>, LedgerError> {
+        if let Some(result) = self.cache.with(node_key, &read) {
+            return result.map(Some);
+        }
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.nodes, node_key_bytes(node_key))?
+        else {
+            return Ok(None);
+        };
+        let result = read(&bytes)?;
+        // Stored nodes are committed and immutable: safe to remember.
+        self.cache.insert(node_key, bytes.to_vec());
+        Ok(Some(result))
+    }
+}
+
+impl NodeSource for DbTreeReader<'_> {
+    fn node_view(&self, key: &NodeKey) -> Result<Option<NodeView>, LedgerError> {
+        self.with_node(key, tree_insert::parse)
+    }
+}
+
 impl TreeReader for DbTreeReader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        if let Some(node) = self.cache.get(node_key) {
-            return Ok(Some(node));
-        }
-        let bytes = self
-            .db
-            .get_pinned_cf(self.nodes, node_key_bytes(node_key))
-            .map_err(LedgerError::from)?;
-        let node = bytes.map(|b| decode_node(&b)).transpose()?;
-        if let Some(node) = &node {
-            // Stored nodes are committed and immutable: safe to remember.
-            self.cache.insert(node_key, node.clone());
-        }
-        Ok(node)
+        Ok(self.with_node(node_key, decode_node)?)
     }
 
     fn get_value_option(
@@ -222,8 +285,9 @@ impl TreeReader for DbTreeReader<'_> {
 /// The whole tree in memory: replays, models and tests. Keeps every version, like the store.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStateTree {
-    /// Looked up only, never iterated: a hash map cannot leak an order into results.
-    nodes: FastMap<NodeKey, Node>,
+    /// Stored node bytes. Looked up only, never iterated: a hash map cannot leak an order
+    /// into results.
+    nodes: FastMap<NodeKey, Vec<u8>>,
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
     next_version: Version,
 }
@@ -237,18 +301,18 @@ impl MemoryStateTree {
     /// Apply `changes` as the next version and return its root.
     pub fn apply(&mut self, changes: &StateChanges) -> Result<Hash, LedgerError> {
         let version = self.next_version;
-        let (root, batch) = compute_update(&*self, changes, version)?;
-        self.absorb(&batch);
+        let (root, update) = compute_update(&*self, changes, version)?;
+        self.absorb(update, changes);
         Ok(root)
     }
 
-    fn absorb(&mut self, batch: &TreeUpdateBatch) {
-        for (key, node) in batch.node_batch.nodes() {
-            self.nodes.insert(key.clone(), node.clone());
+    fn absorb(&mut self, update: TreeUpdate, changes: &StateChanges) {
+        let version = self.next_version;
+        for (hash, value) in update.values(changes) {
+            self.values
+                .insert((*hash, version), value.map(<[u8]>::to_vec));
         }
-        for ((v, hash), value) in batch.node_batch.values() {
-            self.values.insert((*hash, *v), value.clone());
-        }
+        self.nodes.extend(update.nodes);
         self.next_version += 1;
     }
 
@@ -263,9 +327,22 @@ impl MemoryStateTree {
     }
 }
 
+impl NodeSource for MemoryStateTree {
+    fn node_view(&self, key: &NodeKey) -> Result<Option<NodeView>, LedgerError> {
+        self.nodes
+            .get(key)
+            .map(|bytes| tree_insert::parse(bytes))
+            .transpose()
+    }
+}
+
 impl TreeReader for MemoryStateTree {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        Ok(self.nodes.get(node_key).cloned())
+        Ok(self
+            .nodes
+            .get(node_key)
+            .map(|bytes| decode_node(bytes))
+            .transpose()?)
     }
 
     fn get_value_option(
@@ -341,17 +418,123 @@ mod tests {
                     block.insert(live.swap_remove(index), None);
                 }
             }
-            let (root_a, batch_a) = compute_update(&batched, &block, version).expect("batched");
-            let (root_b, batch_b) =
+            let (root_a, update_a) = compute_update(&batched, &block, version).expect("batched");
+            let (root_b, update_b) =
                 compute_update_key_by_key(&reference, &block, version).expect("key by key");
             assert_eq!(root_a, root_b, "roots differ at version {version}");
             assert_eq!(
-                batch_a.node_batch.nodes(),
-                batch_b.node_batch.nodes(),
+                sorted(&update_a),
+                sorted(&update_b),
                 "new nodes differ at version {version}"
             );
-            batched.absorb(&batch_a);
-            reference.absorb(&batch_b);
+            assert_eq!(update_a.key_hashes, update_b.key_hashes);
+            batched.absorb(update_a, &block);
+            reference.absorb(update_b, &block);
+        }
+    }
+
+    fn sorted(update: &TreeUpdate) -> BTreeMap<NodeKey, Vec<u8>> {
+        update.nodes.iter().cloned().collect()
+    }
+
+    /// `tree_insert` builds exactly what jmt's own batch insert builds — the same root, node
+    /// keys and node bytes — over blocks large enough for deep paths, overwrites, leaves pushed
+    /// down by new neighbours, and the empty tree (version 0 and after a block that deletes
+    /// every key).
+    #[test]
+    fn inserts_match_jmt() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let mut tree = MemoryStateTree::new();
+        let mut live: Vec<Vec<u8>> = Vec::new();
+        for version in 0..30u64 {
+            let mut block = StateChanges::new();
+            if version == 12 {
+                // Delete everything: the next block starts from jmt's null root.
+                for key in live.drain(..) {
+                    block.insert(key, None);
+                }
+            } else {
+                for _ in 0..rng.gen_range(1..1500) {
+                    let key = if !live.is_empty() && rng.gen_bool(0.3) {
+                        live[rng.gen_range(0..live.len())].clone()
+                    } else {
+                        let key = rng.gen::<[u8; 8]>().to_vec();
+                        live.push(key.clone());
+                        key
+                    };
+                    block.insert(key, Some(rng.gen::<[u8; 20]>().to_vec()));
+                }
+            }
+            let (root, update) = compute_update(&tree, &block, version).expect("insert");
+            if version != 12 {
+                let inserts: Vec<(KeyHash, OwnedValue)> = block
+                    .iter()
+                    .map(|(key, value)| (key_hash(key), value.clone().expect("an insert")))
+                    .collect();
+                let (roots, batch) = StateTree::new(&tree)
+                    .batch_put_value_sets(vec![inserts], None, version)
+                    .expect("jmt");
+                assert_eq!(root.0, roots[0].0, "roots differ at version {version}");
+                let jmt_nodes: BTreeMap<NodeKey, Vec<u8>> = batch
+                    .node_batch
+                    .nodes()
+                    .iter()
+                    .map(|(key, node)| (key.clone(), encode_node(node)))
+                    .collect();
+                assert_eq!(
+                    sorted(&update),
+                    jmt_nodes,
+                    "nodes differ at version {version}"
+                );
+                for (_, bytes) in &update.nodes {
+                    let view = tree_insert::parse(bytes).expect("parses");
+                    assert!(!matches!(view, NodeView::Null));
+                }
+            }
+            tree.absorb(update, &block);
+            assert_eq!(tree.root(version).expect("root"), Some(root));
+        }
+        assert!(
+            live.len() > 5_000,
+            "the tree grew deep enough: {}",
+            live.len()
+        );
+    }
+
+    /// A stored node that is cut short, has bytes after it, or records the wrong number of
+    /// children is refused as corrupt, never half-read.
+    #[test]
+    fn damaged_node_bytes_are_corrupt() {
+        let mut tree = MemoryStateTree::new();
+        let root = tree
+            .apply(&crate::store::testkit::changes(&[
+                ("a", Some("1")),
+                ("b", Some("2")),
+            ]))
+            .expect("apply");
+        assert_ne!(root, empty_root());
+        let bytes = tree
+            .nodes
+            .values()
+            .find(|bytes| matches!(tree_insert::parse(bytes), Ok(NodeView::Internal(_))))
+            .expect("an internal node")
+            .clone();
+        for damaged in [
+            bytes[..bytes.len() - 1].to_vec(),
+            [bytes.as_slice(), &[0]].concat(),
+            {
+                let mut wrong_count = bytes.clone();
+                let at = wrong_count.len() - 2;
+                wrong_count[at] += 1;
+                wrong_count
+            },
+            vec![7],
+        ] {
+            assert!(
+                matches!(tree_insert::parse(&damaged), Err(LedgerError::Corrupt(_))),
+                "{damaged:?} parsed"
+            );
         }
     }
 
