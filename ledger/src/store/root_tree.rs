@@ -245,7 +245,7 @@ impl Internal {
 }
 
 /// The nibble of `key_hash` at `depth` (0 = the high half of the first byte).
-fn nibble(key_hash: &[u8; 32], depth: usize) -> usize {
+pub(super) fn nibble(key_hash: &[u8; 32], depth: usize) -> usize {
     let byte = key_hash[depth / 2];
     usize::from(if depth.is_multiple_of(2) {
         byte >> 4

@@ -402,16 +402,8 @@ mod tests {
         let mut live: Vec<Vec<u8>> = Vec::new();
         for version in 0..40u64 {
             let mut block = StateChanges::new();
-            for _ in 0..rng.gen_range(1..60) {
-                let key = if !live.is_empty() && rng.gen_bool(0.3) {
-                    live[rng.gen_range(0..live.len())].clone()
-                } else {
-                    let key = rng.gen::<[u8; 6]>().to_vec();
-                    live.push(key.clone());
-                    key
-                };
-                block.insert(key, Some(rng.gen::<[u8; 12]>().to_vec()));
-            }
+            let writes = rng.gen_range(1..60);
+            write_random(&mut rng, &mut live, &mut block, writes, (6, 12));
             if version % 5 == 4 {
                 for _ in 0..3 {
                     let index = rng.gen_range(0..live.len());
@@ -430,6 +422,34 @@ mod tests {
             assert_eq!(update_a.key_hashes, update_b.key_hashes);
             batched.absorb(update_a, &block);
             reference.absorb(update_b, &block);
+        }
+    }
+
+    /// Add `writes` random writes to `block`: 30 % overwrite a live key, the rest insert a new
+    /// random key of `lengths.0` bytes (recorded in `live`); values are random, `lengths.1`
+    /// bytes long.
+    fn write_random(
+        rng: &mut impl rand::Rng,
+        live: &mut Vec<Vec<u8>>,
+        block: &mut StateChanges,
+        writes: usize,
+        lengths: (usize, usize),
+    ) {
+        let random_bytes = |rng: &mut _, len| {
+            (0..len)
+                .map(|_| rand::Rng::gen::<u8>(rng))
+                .collect::<Vec<u8>>()
+        };
+        for _ in 0..writes {
+            let key = if !live.is_empty() && rng.gen_bool(0.3) {
+                live[rng.gen_range(0..live.len())].clone()
+            } else {
+                let key = random_bytes(rng, lengths.0);
+                live.push(key.clone());
+                key
+            };
+            let value = random_bytes(rng, lengths.1);
+            block.insert(key, Some(value));
         }
     }
 
@@ -455,16 +475,8 @@ mod tests {
                     block.insert(key, None);
                 }
             } else {
-                for _ in 0..rng.gen_range(1..1500) {
-                    let key = if !live.is_empty() && rng.gen_bool(0.3) {
-                        live[rng.gen_range(0..live.len())].clone()
-                    } else {
-                        let key = rng.gen::<[u8; 8]>().to_vec();
-                        live.push(key.clone());
-                        key
-                    };
-                    block.insert(key, Some(rng.gen::<[u8; 20]>().to_vec()));
-                }
+                let writes = rng.gen_range(1..1500);
+                write_random(&mut rng, &mut live, &mut block, writes, (8, 20));
             }
             let (root, update) = compute_update(&tree, &block, version).expect("insert");
             if version != 12 {

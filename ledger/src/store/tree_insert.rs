@@ -22,7 +22,7 @@
 use jmt::storage::NodeKey;
 use jmt::Version;
 
-use super::root_tree::{TreeHasher, INTERNAL_DOMAIN, LEAF_DOMAIN, PLACEHOLDER};
+use super::root_tree::{nibble, TreeHasher, INTERNAL_DOMAIN, LEAF_DOMAIN, PLACEHOLDER};
 use crate::hash::Hash;
 use crate::LedgerError;
 
@@ -260,16 +260,6 @@ fn groups(
     depth: usize,
 ) -> impl Iterator<Item = &[([u8; 32], [u8; 32])]> {
     inserts.chunk_by(move |a, b| nibble(&a.0, depth) == nibble(&b.0, depth))
-}
-
-/// The nibble of `key_hash` at `depth` (0 = the high half of the first byte).
-fn nibble(key_hash: &[u8; 32], depth: usize) -> usize {
-    let byte = key_hash[depth / 2];
-    usize::from(if depth.is_multiple_of(2) {
-        byte >> 4
-    } else {
-        byte & 0x0f
-    })
 }
 
 /// The node key at `version` of the first `nibbles` nibbles of `key_hash`. jmt's nibble path has
