@@ -81,18 +81,98 @@ pub(crate) fn last_id<S: StateReader + ?Sized>(
 /// Append `value` to the chunked list whose head is at `head_key`; sealed chunk `c` is stored
 /// at `chunk_key(c)`. The head is rewritten, and when its open chunk reaches [`keys::CHUNK`]
 /// entries that chunk is sealed under the next chunk number, whatever the list's length.
+///
+/// The stored head is decoded (a head that does not decode is corrupt state, as for any read)
+/// but not re-encoded: the new head is the stored entries' bytes behind a new prefix, plus the
+/// new entry's bytes — exactly what encoding the new head would give ([`spliced_push`]).
 pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
     writes: &mut Writes<'_>,
     head_key: Vec<u8>,
     chunk_key: impl FnOnce(u64) -> Vec<u8>,
     value: T,
 ) -> Result<(), ContractError> {
-    let mut head: ChunkedHead<T> = read(writes, &head_key)?.unwrap_or_default();
+    let stored = writes.get(&head_key)?;
+    let mut head: ChunkedHead<T> = match &stored {
+        Some(bytes) => decode(&head_key, bytes)?,
+        None => ChunkedHead::default(),
+    };
+    let (sealed, open) = (head.sealed, head.open.len());
+    if let Some(push) = spliced_push(stored.as_deref(), sealed, open, &to_bytes(&value)) {
+        if let Some(chunk) = push.chunk {
+            writes.set(chunk_key(sealed), chunk);
+        }
+        writes.set(head_key, push.head);
+        return Ok(());
+    }
+    // A stored head whose prefix is not in canonical form: encode it afresh.
     if let Some((chunk, entries)) = head.push(value) {
         write(writes, chunk_key(chunk), &entries);
     }
     write(writes, head_key, &head);
     Ok(())
+}
+
+/// The bytes [`chunked_push`] writes: the new head and, when the push seals the open chunk, that
+/// chunk.
+#[derive(Debug, PartialEq, Eq)]
+struct SplicedPush {
+    head: Vec<u8>,
+    chunk: Option<Vec<u8>>,
+}
+
+/// Append the encoded entry `entry` to the stored head `stored` (absent: an empty list), which
+/// decoded as `sealed` sealed chunks and `open` open entries, without decoding its entries.
+///
+/// Postcard encodes a [`ChunkedHead`] as `varint(sealed) ‖ varint(open.len()) ‖ entries` and a
+/// sealed chunk (a `Vec`) as `varint(CHUNK) ‖ entries`, so both are the stored entries' bytes
+/// behind a new prefix. `None` when the stored head does not start with the canonical prefix of
+/// the counts it decoded to (only a hand-made head could): the caller then re-encodes.
+fn spliced_push(
+    stored: Option<&[u8]>,
+    sealed: u64,
+    open: usize,
+    entry: &[u8],
+) -> Option<SplicedPush> {
+    let entries = match stored {
+        Some(bytes) => bytes.strip_prefix(head_prefix(sealed, open as u64).as_slice())?,
+        None => &[],
+    };
+    let with_entry = |mut prefix: Vec<u8>| {
+        prefix.reserve(entries.len() + entry.len());
+        prefix.extend_from_slice(entries);
+        prefix.extend_from_slice(entry);
+        prefix
+    };
+    Some(if open + 1 < keys::CHUNK {
+        SplicedPush {
+            head: with_entry(head_prefix(sealed, open as u64 + 1)),
+            chunk: None,
+        }
+    } else {
+        let mut count = Vec::with_capacity(entries.len() + entry.len() + 2);
+        push_varint(&mut count, keys::CHUNK as u64);
+        SplicedPush {
+            head: head_prefix(sealed.saturating_add(1), 0),
+            chunk: Some(with_entry(count)),
+        }
+    })
+}
+
+/// `varint(sealed) ‖ varint(open)`: a [`ChunkedHead`]'s encoding up to its entries.
+fn head_prefix(sealed: u64, open: u64) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(20);
+    push_varint(&mut prefix, sealed);
+    push_varint(&mut prefix, open);
+    prefix
+}
+
+/// Postcard's (LEB128) encoding of an unsigned integer.
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 /// Append to a paged list (`list/<name>/<owner>`, chunked: see [`chunked_push`]).
@@ -220,4 +300,47 @@ pub(crate) fn sorted_remove<T: Serialize + DeserializeOwned + Ord>(
         write(writes, key, &list);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::GrantId;
+
+    /// The spliced bytes are what encoding the pushed head (and sealed chunk) gives, through
+    /// several seals and across varint widths.
+    #[test]
+    fn spliced_push_matches_encoding() {
+        let mut head: ChunkedHead<GrantId> = ChunkedHead::default();
+        let mut stored: Option<Vec<u8>> = None;
+        for i in 0..(3 * keys::CHUNK as u64 + 5) {
+            let id = GrantId(i * 997 + 1);
+            let push = spliced_push(
+                stored.as_deref(),
+                head.sealed,
+                head.open.len(),
+                &to_bytes(&id),
+            )
+            .expect("canonical head");
+            let sealed = head.push(id).map(|(_, entries)| to_bytes(&entries));
+            assert_eq!(push.chunk, sealed, "chunk after push {i}");
+            assert_eq!(push.head, to_bytes(&head), "head after push {i}");
+            stored = Some(push.head);
+        }
+        assert_eq!(head.sealed, 3);
+        assert_eq!(to_bytes(&u64::MAX), {
+            let mut v = Vec::new();
+            push_varint(&mut v, u64::MAX);
+            v
+        });
+    }
+
+    /// A head whose counts are not canonically encoded is not spliced (the caller re-encodes).
+    #[test]
+    fn non_canonical_head_is_not_spliced() {
+        // sealed = 0 written as the two-byte varint 0x80 0x00.
+        let stored = [0x80, 0x00, 0x01, 0x07];
+        assert_eq!(spliced_push(Some(&stored), 0, 1, &[0x08]), None);
+        assert!(spliced_push(Some(&[0x00, 0x01, 0x07]), 0, 1, &[0x08]).is_some());
+    }
 }
