@@ -100,10 +100,10 @@ impl Tx {
 
 /// Verify the chain id of every tx, then all signatures in one batch.
 pub fn verify_txs(chain_id: &str, txs: &[Tx]) -> Result<(), LedgerError> {
-    verify_txs_except(chain_id, txs, |_| false)
+    verify_txs_except(chain_id, txs, |_, _| false)
 }
 
-/// [`verify_txs`], skipping the signatures of txs for which `verified` is true: txs whose
+/// [`verify_txs`], skipping the signatures of txs for which `verified(index, tx)` is true: txs whose
 /// signature this process already checked for `chain_id` (a node's mempool admits a tx only after
 /// checking it, keyed by the tx hash, which covers the signature). Skipping them cannot change
 /// the verdict: a signature that passed [`crypto::verify`] or a batch satisfies the batch
@@ -112,12 +112,12 @@ pub fn verify_txs(chain_id: &str, txs: &[Tx]) -> Result<(), LedgerError> {
 pub fn verify_txs_except(
     chain_id: &str,
     txs: &[Tx],
-    verified: impl Fn(&Tx) -> bool,
+    verified: impl Fn(usize, &Tx) -> bool,
 ) -> Result<(), LedgerError> {
     for tx in txs {
         tx.check_chain(chain_id)?;
     }
-    let unverified: Vec<usize> = (0..txs.len()).filter(|&i| !verified(&txs[i])).collect();
+    let unverified: Vec<usize> = (0..txs.len()).filter(|&i| !verified(i, &txs[i])).collect();
     let items: Vec<SignedMessage> = unverified
         .iter()
         .map(|&i| txs[i].signed_message())
@@ -146,7 +146,7 @@ mod tests {
         let mut txs = signed(5);
         txs[3].signature.0[40] ^= 1;
         assert!(verify_txs("c", &txs).is_err());
-        let first_two = |tx: &Tx| tx.body.call[0] < 2;
+        let first_two = |index: usize, _: &Tx| index < 2;
         match verify_txs_except("c", &txs, first_two) {
             Err(LedgerError::BadSignatureInBatch { index, signer }) => {
                 assert_eq!((index, signer), (3, txs[3].body.signer));
@@ -154,12 +154,12 @@ mod tests {
             other => panic!("expected tx 3 to be named, got {other:?}"),
         }
         // The caller's word is taken for the txs it says it checked.
-        assert!(verify_txs_except("c", &txs, |tx| tx.body.call[0] == 3).is_ok());
+        assert!(verify_txs_except("c", &txs, |_, tx| tx.body.call[0] == 3).is_ok());
         // Chain ids are checked for every tx, checked signature or not.
         let mut other_chain = signed(2);
         other_chain[1].body.chain_id = "d".into();
         assert!(matches!(
-            verify_txs_except("c", &other_chain, |_| true),
+            verify_txs_except("c", &other_chain, |_, _| true),
             Err(LedgerError::WrongChainId { .. })
         ));
     }

@@ -287,13 +287,13 @@ impl Chain {
 
     /// Check a block proposed by a peer for `latest + 1` and execute it. `now` bounds its time
     /// (`None` when replaying history, where only monotonicity is checked). Signatures of txs
-    /// for which `verified` is true are not checked again (see [`tx::verify_txs_except`]: only
+    /// for which `verified(index, tx)` is true are not checked again (see [`tx::verify_txs_except`]: only
     /// pass txs this node already verified, such as those in its mempool).
     pub fn execute_proposal(
         &self,
         block: Block,
         now: Option<(Timestamp, u64)>,
-        verified: &dyn Fn(&Tx) -> bool,
+        verified: &dyn Fn(usize, &Tx) -> bool,
     ) -> Result<Executed> {
         block.validate_basic(&self.chain_id)?;
         let height = self.height() + 1;
@@ -420,7 +420,7 @@ impl Chain {
             );
         }
         certificate.verify(&self.chain_id, &self.next_validator_set()?)?;
-        let executed = self.execute_proposal(block, None, &|_| false)?;
+        let executed = self.execute_proposal(block, None, &|_, _| false)?;
         self.commit(executed, certificate)
     }
 

@@ -349,8 +349,15 @@ impl Mempool {
 
     /// After a commit: drop the committed txs and everything with a nonce that is now used.
     pub fn update(&mut self, committed: &[Tx], accounts: &dyn AccountView) {
+        self.update_signers(
+            committed.iter().map(|tx| tx.body.signer).collect(),
+            accounts,
+        );
+    }
+
+    /// [`Mempool::update`] given only the committed txs' signers (in any order, repeated).
+    pub fn update_signers(&mut self, mut touched: Vec<PublicKey>, accounts: &dyn AccountView) {
         self.nonces.clear();
-        let mut touched: Vec<PublicKey> = committed.iter().map(|tx| tx.body.signer).collect();
         touched.sort();
         touched.dedup();
         for signer in touched {

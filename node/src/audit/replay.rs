@@ -249,13 +249,17 @@ fn run(
 pub struct FlatState(FastMap<Vec<u8>, Vec<u8>>);
 
 impl FlatState {
-    /// Apply a block's changes.
+    /// Apply a block's changes. A key already present keeps its stored key and its value's
+    /// allocation (most of a block's writes overwrite: counters, list heads, accounts).
     pub fn apply(&mut self, changes: &StateChanges) {
         for (key, value) in changes {
             match value {
-                Some(value) => {
-                    self.0.insert(key.clone(), value.clone());
-                }
+                Some(value) => match self.0.get_mut(key.as_slice()) {
+                    Some(stored) => stored.clone_from(value),
+                    None => {
+                        self.0.insert(key.clone(), value.clone());
+                    }
+                },
                 None => {
                     self.0.remove(key);
                 }
