@@ -23,7 +23,8 @@ pub trait Canonical: Serialize + DeserializeOwned {
 
     /// The canonical bytes of `self`.
     fn encode(&self) -> Vec<u8> {
-        let out = vec![Self::VERSION];
+        let mut out = Vec::with_capacity(1 + encoded_len(self));
+        out.push(Self::VERSION);
         // Serialising into a Vec cannot fail for our types: postcard only errors on serde
         // features they do not use (sequences of unknown length).
         postcard::to_extend(self, out).expect("canonical types always serialise")
@@ -37,7 +38,15 @@ pub trait Canonical: Serialize + DeserializeOwned {
 
 /// Postcard bytes of a value without a version byte (used inside hashes of small values).
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("canonical types always serialise")
+    postcard::to_extend(value, Vec::with_capacity(encoded_len(value)))
+        .expect("canonical types always serialise")
+}
+
+/// The length of `value`'s postcard bytes, from a pass that writes nothing: encoding into a
+/// buffer of exactly that size is cheaper than growing one from empty (a 200-byte tx body
+/// otherwise costs six reallocations and copies).
+fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(0)
 }
 
 /// Decode postcard bytes that must hold exactly one `T` (no version byte).

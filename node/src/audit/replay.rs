@@ -249,17 +249,13 @@ fn run(
 pub struct FlatState(FastMap<Vec<u8>, Vec<u8>>);
 
 impl FlatState {
-    /// Apply a block's changes. A key already present keeps its stored key and its value's
-    /// allocation (most of a block's writes overwrite: counters, list heads, accounts).
+    /// Apply a block's changes.
     pub fn apply(&mut self, changes: &StateChanges) {
         for (key, value) in changes {
             match value {
-                Some(value) => match self.0.get_mut(key.as_slice()) {
-                    Some(stored) => stored.clone_from(value),
-                    None => {
-                        self.0.insert(key.clone(), value.clone());
-                    }
-                },
+                Some(value) => {
+                    self.0.insert(key.clone(), value.clone());
+                }
                 None => {
                     self.0.remove(key);
                 }
