@@ -183,20 +183,22 @@ fn execute_tx(
         org,
         params: params.clone(),
     };
-    let result = {
-        let mut writes: Writes<'_> = Overlay::new(&*block as &dyn StateReader);
-        dispatch(&mut writes, &call_ctx, call).map(|output| (output, writes.into_changes()))
-    };
+    // The call writes straight into the block's overlay; a checkpoint drops its writes if it
+    // fails (the nonce above stays used).
+    block.checkpoint();
+    let result = dispatch(block, &call_ctx, call);
+    if result.is_ok() {
+        block.keep();
+    } else {
+        block.rollback();
+    }
     match result {
-        Ok((output, changes)) => {
-            block.merge(changes);
-            Ok((
-                Outcome::Success {
-                    data: output.to_data(),
-                },
-                is_governance,
-            ))
-        }
+        Ok(output) => Ok((
+            Outcome::Success {
+                data: output.to_data(),
+            },
+            is_governance,
+        )),
         Err(CallError::Rule(TxError { kind, message })) => Ok((failure(kind, message), false)),
         Err(CallError::Fatal(e)) => Err(e),
     }

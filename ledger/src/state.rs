@@ -98,11 +98,26 @@ impl<S: StateReader> StateReader for ReadCache<S> {
 }
 
 /// Pending writes layered over a base state: reads see the writes first.
+///
+/// Checkpoints let one overlay hold a block's writes and still drop a failed tx's:
+/// [`Overlay::checkpoint`] starts journaling every write's previous entry, [`Overlay::rollback`]
+/// restores the entries as they were at the checkpoint, [`Overlay::keep`] accepts the writes
+/// since it. Checkpoints nest. Invariant: after `checkpoint(); …; rollback()` the writes are
+/// exactly those before the checkpoint, entry for entry.
 #[derive(Debug)]
 pub struct Overlay<'a, S: StateReader + ?Sized> {
     base: &'a S,
     changes: StateChanges,
+    /// While a checkpoint is open: each write's key and the entry it replaced (`None`: the key
+    /// had no entry), oldest first.
+    journal: Vec<JournalEntry>,
+    /// Journal length at each open checkpoint, innermost last.
+    marks: Vec<usize>,
 }
+
+/// A journaled write: its key and the entry it replaced in an overlay's changes (`None`: no
+/// entry).
+type JournalEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
 
 impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
     /// An overlay with no writes yet.
@@ -110,17 +125,28 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
         Overlay {
             base,
             changes: StateChanges::new(),
+            journal: Vec::new(),
+            marks: Vec::new(),
         }
     }
 
     /// Record a write.
     pub fn set(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.changes.insert(key, Some(value));
+        self.record(key, Some(value));
     }
 
     /// Record a delete.
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.changes.insert(key, None);
+        self.record(key, None);
+    }
+
+    fn record(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if self.marks.is_empty() {
+            self.changes.insert(key, value);
+        } else {
+            let replaced = self.changes.insert(key.clone(), value);
+            self.journal.push((key, replaced));
+        }
     }
 
     /// The writes so far.
@@ -128,14 +154,50 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
         &self.changes
     }
 
-    /// Give up the overlay, keeping its writes.
+    /// Give up the overlay, keeping its writes (open checkpoints are kept too).
     pub fn into_changes(self) -> StateChanges {
         self.changes
     }
 
     /// Merge writes made by a nested overlay.
     pub fn merge(&mut self, changes: StateChanges) {
-        self.changes.extend(changes);
+        if self.marks.is_empty() {
+            self.changes.extend(changes);
+        } else {
+            for (key, value) in changes {
+                self.record(key, value);
+            }
+        }
+    }
+
+    /// Open a checkpoint: the writes from here on can be rolled back.
+    pub fn checkpoint(&mut self) {
+        self.marks.push(self.journal.len());
+    }
+
+    /// Close the innermost checkpoint keeping the writes made since it.
+    pub fn keep(&mut self) {
+        self.marks.pop();
+        if self.marks.is_empty() {
+            self.journal.clear();
+        }
+    }
+
+    /// Close the innermost checkpoint undoing the writes made since it (none open: nothing).
+    pub fn rollback(&mut self) {
+        let Some(mark) = self.marks.pop() else {
+            return;
+        };
+        for (key, replaced) in self.journal.drain(mark..).rev() {
+            match replaced {
+                Some(entry) => {
+                    self.changes.insert(key, entry);
+                }
+                None => {
+                    self.changes.remove(&key);
+                }
+            }
+        }
     }
 }
 
@@ -154,6 +216,39 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+
+    /// A rollback restores the writes as they were at its checkpoint — overwritten, deleted
+    /// and new keys alike, through nested checkpoints and merges — and `keep` keeps them.
+    #[test]
+    fn rollback_restores_the_checkpoint() {
+        let base = MemoryState::from([(b"k0".to_vec(), b"base".to_vec())]);
+        let mut overlay = Overlay::new(&base);
+        overlay.set(b"a".to_vec(), b"1".to_vec());
+        overlay.delete(b"k0".to_vec());
+        let before = overlay.changes().clone();
+
+        overlay.checkpoint();
+        overlay.set(b"a".to_vec(), b"2".to_vec());
+        overlay.set(b"b".to_vec(), b"3".to_vec());
+        overlay.set(b"k0".to_vec(), b"back".to_vec());
+        overlay.checkpoint();
+        overlay.delete(b"a".to_vec());
+        overlay.merge(StateChanges::from([(b"c".to_vec(), Some(b"4".to_vec()))]));
+        overlay.rollback();
+        assert_eq!(overlay.get(b"a").ok().flatten(), Some(b"2".to_vec()));
+        assert_eq!(overlay.get(b"c").ok().flatten(), None);
+        overlay.rollback();
+        assert_eq!(overlay.changes(), &before);
+        assert_eq!(overlay.get(b"k0").ok().flatten(), None);
+
+        overlay.checkpoint();
+        overlay.set(b"d".to_vec(), b"5".to_vec());
+        overlay.keep();
+        overlay.rollback(); // no checkpoint open: nothing to undo
+        assert_eq!(overlay.get(b"d").ok().flatten(), Some(b"5".to_vec()));
+        assert_eq!(overlay.get(b"k0").ok().flatten(), None);
+        assert_eq!(overlay.get(b"a").ok().flatten(), Some(b"1".to_vec()));
+    }
 
     /// A state that counts the reads that reach it.
     struct Counting {
