@@ -5,8 +5,9 @@
 //!    *no* change at all (the tx is not the signer's next tx);
 //! 2. otherwise the signer's nonce is consumed, whatever follows;
 //! 3. a suspended or removed organisation, an undecodable call, or any rule violation →
-//!    failure receipt; the call's writes (in their own overlay) are dropped;
-//! 4. success → the call's writes are merged into the block's.
+//!    failure receipt; the call's writes are rolled back to the checkpoint taken before it
+//!    ([`Overlay::checkpoint`]);
+//! 4. success → the call's writes stay in the block's overlay.
 //!
 //! Signatures are verified by the caller before execution (in batch). `Err` is returned only
 //! for storage failures and corrupt state; then no receipt or change of the block may be used.

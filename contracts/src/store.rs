@@ -34,10 +34,12 @@ pub(crate) fn read<T: DeserializeOwned, S: StateReader + ?Sized>(
     state: &S,
     key: &[u8],
 ) -> Result<Option<T>, ContractError> {
-    match state.get(key)? {
-        Some(bytes) => decode(key, &bytes).map(Some),
-        None => Ok(None),
-    }
+    // Decoded from the state's own bytes where it lends them (no copy per read).
+    let mut decoded = None;
+    state.visit(key, &mut |bytes| {
+        decoded = bytes.map(|bytes| decode(key, bytes))
+    })?;
+    decoded.transpose()
 }
 
 /// The value at `key`, which must exist (an index points at it).

@@ -16,6 +16,15 @@ pub type StateChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 pub trait StateReader {
     /// The value at `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError>;
+
+    /// Call `f` once with the value at `key` (`None`: absent) — the value [`StateReader::get`]
+    /// returns, lent rather than copied where the state holds it in memory. Readers that only
+    /// decode a value use this to spare a copy per read.
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        let value = self.get(key)?;
+        f(value.as_deref());
+        Ok(())
+    }
 }
 
 /// A whole state held in memory (tests, benchmarks, replay of small chains).
@@ -25,11 +34,20 @@ impl StateReader for MemoryState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         Ok(BTreeMap::get(self, key).cloned())
     }
+
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        f(BTreeMap::get(self, key).map(Vec::as_slice));
+        Ok(())
+    }
 }
 
 impl<T: StateReader + ?Sized> StateReader for &T {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         (**self).get(key)
+    }
+
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        (**self).visit(key, f)
     }
 }
 
@@ -61,6 +79,16 @@ impl<S: StateReader + ?Sized> StateReader for AfterChanges<'_, S> {
         match self.changes.get(key) {
             Some(value) => Ok(value.clone()),
             None => self.base.get(key),
+        }
+    }
+
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        match self.changes.get(key) {
+            Some(value) => {
+                f(value.as_deref());
+                Ok(())
+            }
+            None => self.base.visit(key, f),
         }
     }
 }
@@ -208,6 +236,14 @@ impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
             changes: &self.changes,
         }
         .get(key)
+    }
+
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        AfterChanges {
+            base: self.base,
+            changes: &self.changes,
+        }
+        .visit(key, f)
     }
 }
 

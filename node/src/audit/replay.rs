@@ -268,6 +268,11 @@ impl StateReader for FlatState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         Ok(self.0.get(key).cloned())
     }
+
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        f(self.0.get(key).map(Vec::as_slice));
+        Ok(())
+    }
 }
 
 /// The sequential verifier: replayed chain state and the validator sets in force.

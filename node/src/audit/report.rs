@@ -137,8 +137,14 @@ pub struct ReportBuilder {
     report: AuditReport,
     signers: BTreeMap<PublicKey, String>,
     last_time: Timestamp,
+    /// The last day a grant was counted on: its number since the epoch and `YYYY-MM-DD`.
+    last_day: Option<(u64, String)>,
 }
 
+/// Milliseconds in a UTC day.
+const DAY_MS: u64 = 86_400_000;
+
+/// `YYYY-MM-DD` of `time` (UTC).
 fn day(time: Timestamp) -> String {
     time.to_string().chars().take(10).collect()
 }
@@ -183,10 +189,20 @@ impl ReportBuilder {
             .grants_by_agency
             .entry(org.to_string())
             .or_default();
+        // Formatted once per day rather than once per grant (blocks come in time order).
+        let day_number = time.0 / DAY_MS;
+        let today = match &self.last_day {
+            Some((number, text)) if *number == day_number => text.clone(),
+            _ => {
+                let text = day(time);
+                self.last_day = Some((day_number, text.clone()));
+                text
+            }
+        };
         let daily = self
             .report
             .grants_by_day
-            .entry(day(time))
+            .entry(today)
             .or_default()
             .entry(org.to_string())
             .or_default();
