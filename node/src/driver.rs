@@ -709,10 +709,10 @@ impl Driver {
         Ok(value)
     }
 
-    /// Which of `block`'s txs are in the mempool, which admits only txs whose signature it
-    /// verified: such txs need no second signature check in the proposal. The mempool is
-    /// locked once per block, not once per tx, so the ingest task is not held up.
-    /// Which of `block`'s txs (by index) this node's mempool holds, so already verified.
+    /// Which of `block`'s txs (by index) are in the mempool, which admits only txs whose
+    /// signature it verified: such txs need no second signature check in the proposal. Each tx
+    /// is hashed once, and the mempool locked once per block, not once per tx, so the ingest
+    /// task is not held up.
     fn admitted_txs(&self, block: &Block) -> impl Fn(usize, &Tx) -> bool {
         // Hashed before locking: the lock covers only the lookups.
         let hashes: Vec<Hash> = block.txs.iter().map(Tx::hash).collect();
