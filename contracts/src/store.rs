@@ -11,8 +11,11 @@
 
 use gongzhi_ledger::codec::{from_bytes, to_bytes};
 use gongzhi_ledger::{Overlay, StateReader};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ContractError;
 use crate::keys::{self, ListName};
@@ -94,11 +97,13 @@ pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
     value: T,
 ) -> Result<(), ContractError> {
     let stored = writes.get(&head_key)?;
-    let mut head: ChunkedHead<T> = match &stored {
-        Some(bytes) => decode(&head_key, bytes)?,
-        None => ChunkedHead::default(),
+    let (sealed, open) = match &stored {
+        Some(bytes) => {
+            let shape: HeadShape<T> = decode(&head_key, bytes)?;
+            (shape.sealed, shape.open.0)
+        }
+        None => (0, 0),
     };
-    let (sealed, open) = (head.sealed, head.open.len());
     if let Some(push) = spliced_push(stored.as_deref(), sealed, open, &to_bytes(&value)) {
         if let Some(chunk) = push.chunk {
             writes.set(chunk_key(sealed), chunk);
@@ -107,11 +112,47 @@ pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
         return Ok(());
     }
     // A stored head whose prefix is not in canonical form: encode it afresh.
+    let mut head: ChunkedHead<T> = match &stored {
+        Some(bytes) => decode(&head_key, bytes)?,
+        None => ChunkedHead::default(),
+    };
     if let Some((chunk, entries)) = head.push(value) {
         write(writes, chunk_key(chunk), &entries);
     }
     write(writes, head_key, &head);
     Ok(())
+}
+
+/// A stored [`ChunkedHead`] decoded only as far as a push needs: the number of sealed chunks
+/// and of open entries, each entry checked to decode as `T` but not kept.
+#[derive(Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+struct HeadShape<T> {
+    sealed: u64,
+    open: SeqCount<T>,
+}
+
+/// The length of a sequence whose elements are each decoded as `T` and dropped.
+struct SeqCount<T>(usize, PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for SeqCount<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter<T>(PhantomData<T>);
+        impl<'de, T: DeserializeOwned> Visitor<'de> for Counter<T> {
+            type Value = SeqCount<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeqCount<T>, A::Error> {
+                let mut count = 0;
+                while seq.next_element::<T>()?.is_some() {
+                    count += 1;
+                }
+                Ok(SeqCount(count, PhantomData))
+            }
+        }
+        deserializer.deserialize_seq(Counter(PhantomData))
+    }
 }
 
 /// The bytes [`chunked_push`] writes: the new head and, when the push seals the open chunk, that
@@ -335,6 +376,22 @@ mod tests {
             push_varint(&mut v, u64::MAX);
             v
         });
+    }
+
+    /// The shape a push decodes has the head's counts, and refuses a head whose entries do not
+    /// decode, like a full decode.
+    #[test]
+    fn head_shape_counts_and_checks_entries() {
+        let head = ChunkedHead {
+            sealed: 300,
+            open: vec![GrantId(1), GrantId(70_000), GrantId(3)],
+        };
+        let shape: HeadShape<GrantId> = decode(b"h", &to_bytes(&head)).expect("decodes");
+        assert_eq!((shape.sealed, shape.open.0), (300, 3));
+        // Three entries announced, the last one a truncated varint.
+        let corrupt = [0x01, 0x03, 0x01, 0x02, 0x80];
+        assert!(decode::<HeadShape<GrantId>>(b"h", &corrupt).is_err());
+        assert!(decode::<ChunkedHead<GrantId>>(b"h", &corrupt).is_err());
     }
 
     /// A head whose counts are not canonically encoded is not spliced (the caller re-encodes).
