@@ -1,5 +1,6 @@
-//! A fast hasher for in-memory lookup tables: the contracts' `CheckIndex` and the store's
-//! cache of decoded Jellyfish tree nodes.
+//! A fast hasher for in-memory lookup tables: the contracts' `CheckIndex`, the store's
+//! cache of decoded Jellyfish tree nodes, and the pending writes and read cache of a block's
+//! execution ([`crate::state::Overlay`], [`crate::state::ReadCache`]).
 //!
 //! Their keys are short ids (organisation, dataset, purpose and field slugs, grant ids,
 //! interned (grantee, dataset) pairs, tree node keys). With the standard SipHash, hashing them
@@ -10,12 +11,14 @@
 //!
 //! Invariants:
 //! - lookups only: nothing iterates a table hashed with it into a result, a state write or
-//!   anything else observable (`CheckIndex`'s equality collects into sorted maps), so its
-//!   order can never leak; determinism does not depend on the hasher,
+//!   anything else observable except through a sorted map (`CheckIndex`'s equality, an
+//!   overlay's `into_changes`), so its order can never leak; determinism does not depend on
+//!   the hasher,
 //!   although it has no random keys;
 //! - not resistant to chosen collisions: the keys are ids admitted into committed state by
 //!   governance and permissioned issuers, and tree node keys derive from blake3 key hashes;
-//!   request input is only looked up, never inserted.
+//!   request input is only looked up, never inserted. An overlay's keys come from txs that
+//!   only members can submit.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

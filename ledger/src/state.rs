@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use crate::fast_hash::FastMap;
 use crate::LedgerError;
 
 /// Writes of a block: `Some(value)` sets a key, `None` deletes it.
@@ -101,7 +102,8 @@ impl<S: StateReader + ?Sized> StateReader for AfterChanges<'_, S> {
 #[derive(Debug)]
 pub struct ReadCache<S: StateReader> {
     base: S,
-    seen: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Looked up only, never iterated (see [`crate::fast_hash`]).
+    seen: RefCell<FastMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl<S: StateReader> ReadCache<S> {
@@ -109,7 +111,7 @@ impl<S: StateReader> ReadCache<S> {
     pub fn new(base: S) -> Self {
         ReadCache {
             base,
-            seen: RefCell::new(BTreeMap::new()),
+            seen: RefCell::new(FastMap::default()),
         }
     }
 }
@@ -132,10 +134,14 @@ impl<S: StateReader> StateReader for ReadCache<S> {
 /// restores the entries as they were at the checkpoint, [`Overlay::keep`] accepts the writes
 /// since it. Checkpoints nest. Invariant: after `checkpoint(); …; rollback()` the writes are
 /// exactly those before the checkpoint, entry for entry.
+///
+/// The writes are held in a hash table ([`crate::fast_hash`]): a block's thousands of keys share
+/// long prefixes, which a B-tree compares over and over on every read and write. They are
+/// ordered once, by [`Overlay::into_changes`]; nothing else iterates them.
 #[derive(Debug)]
 pub struct Overlay<'a, S: StateReader + ?Sized> {
     base: &'a S,
-    changes: StateChanges,
+    changes: FastMap<Vec<u8>, Option<Vec<u8>>>,
     /// While a checkpoint is open: each write's key and the entry it replaced (`None`: the key
     /// had no entry), oldest first.
     journal: Vec<JournalEntry>,
@@ -152,7 +158,7 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
     pub fn new(base: &'a S) -> Self {
         Overlay {
             base,
-            changes: StateChanges::new(),
+            changes: FastMap::default(),
             journal: Vec::new(),
             marks: Vec::new(),
         }
@@ -177,14 +183,9 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
         }
     }
 
-    /// The writes so far.
-    pub fn changes(&self) -> &StateChanges {
-        &self.changes
-    }
-
-    /// Give up the overlay, keeping its writes (open checkpoints are kept too).
+    /// Give up the overlay, keeping its writes (open checkpoints are kept too), in key order.
     pub fn into_changes(self) -> StateChanges {
-        self.changes
+        self.changes.into_iter().collect()
     }
 
     /// Merge writes made by a nested overlay.
@@ -231,19 +232,20 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
 
 impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        AfterChanges {
-            base: self.base,
-            changes: &self.changes,
+        match self.changes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
         }
-        .get(key)
     }
 
     fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
-        AfterChanges {
-            base: self.base,
-            changes: &self.changes,
+        match self.changes.get(key) {
+            Some(value) => {
+                f(value.as_deref());
+                Ok(())
+            }
+            None => self.base.visit(key, f),
         }
-        .visit(key, f)
     }
 }
 
@@ -261,7 +263,6 @@ mod tests {
         let mut overlay = Overlay::new(&base);
         overlay.set(b"a".to_vec(), b"1".to_vec());
         overlay.delete(b"k0".to_vec());
-        let before = overlay.changes().clone();
 
         overlay.checkpoint();
         overlay.set(b"a".to_vec(), b"2".to_vec());
@@ -274,7 +275,8 @@ mod tests {
         assert_eq!(overlay.get(b"a").ok().flatten(), Some(b"2".to_vec()));
         assert_eq!(overlay.get(b"c").ok().flatten(), None);
         overlay.rollback();
-        assert_eq!(overlay.changes(), &before);
+        assert_eq!(overlay.get(b"a").ok().flatten(), Some(b"1".to_vec()));
+        assert_eq!(overlay.get(b"b").ok().flatten(), None);
         assert_eq!(overlay.get(b"k0").ok().flatten(), None);
 
         overlay.checkpoint();
@@ -282,8 +284,14 @@ mod tests {
         overlay.keep();
         overlay.rollback(); // no checkpoint open: nothing to undo
         assert_eq!(overlay.get(b"d").ok().flatten(), Some(b"5".to_vec()));
-        assert_eq!(overlay.get(b"k0").ok().flatten(), None);
-        assert_eq!(overlay.get(b"a").ok().flatten(), Some(b"1".to_vec()));
+        assert_eq!(
+            overlay.into_changes(),
+            StateChanges::from([
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"d".to_vec(), Some(b"5".to_vec())),
+                (b"k0".to_vec(), None),
+            ])
+        );
     }
 
     /// A state that counts the reads that reach it.
