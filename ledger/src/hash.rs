@@ -27,30 +27,32 @@ pub mod tags {
     pub const GENESIS: &str = "gongzhi/genesis/v1";
     /// Keys and values of the authenticated state tree.
     pub const STATE: &str = "gongzhi/state/v1";
+
+    /// Every tag above.
+    pub const ALL: [&str; 9] = [
+        TX,
+        HEADER,
+        VALIDATOR_SET,
+        MERKLE_LEAF,
+        MERKLE_NODE,
+        RECEIPT,
+        COMMIT,
+        GENESIS,
+        STATE,
+    ];
 }
 
-/// The tags of [`tags`], each with its blake3 context key (the hash of the context string that
-/// key derivation starts from), computed once.
+/// The tags of [`tags::ALL`], each with its blake3 context key (the hash of the context string
+/// that key derivation starts from), computed once.
 static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 9]> =
     std::sync::LazyLock::new(|| {
-        [
-            tags::TX,
-            tags::HEADER,
-            tags::VALIDATOR_SET,
-            tags::MERKLE_LEAF,
-            tags::MERKLE_NODE,
-            tags::RECEIPT,
-            tags::COMMIT,
-            tags::GENESIS,
-            tags::STATE,
-        ]
-        .map(|tag| (tag, blake3::hazmat::hash_derive_key_context(tag)))
+        tags::ALL.map(|tag| (tag, blake3::hazmat::hash_derive_key_context(tag)))
     });
 
 /// A blake3 hasher in key-derivation mode under `tag`: the same hasher as
 /// `blake3::Hasher::new_derive_key(tag)`, without hashing the tag again for one of [`tags`]
 /// (for a 64-byte Merkle node that is half the work).
-pub(crate) fn tagged_hasher(tag: &str) -> blake3::Hasher {
+fn tagged_hasher(tag: &str) -> blake3::Hasher {
     use blake3::hazmat::HasherExt;
     match CONTEXT_KEYS.iter().find(|(known, _)| *known == tag) {
         Some((_, key)) => blake3::Hasher::new_from_context_key(key),

@@ -77,20 +77,40 @@ pub struct AfterChanges<'a, S: StateReader + ?Sized> {
 
 impl<S: StateReader + ?Sized> StateReader for AfterChanges<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        match self.changes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.base.get(key),
-        }
+        layered_get(self.changes.get(key), self.base, key)
     }
 
     fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
-        match self.changes.get(key) {
-            Some(value) => {
-                f(value.as_deref());
-                Ok(())
-            }
-            None => self.base.visit(key, f),
+        layered_visit(self.changes.get(key), self.base, key, f)
+    }
+}
+
+/// A read through a layer of writes: `written` is the layer's entry for `key` (`Some(None)`: a
+/// delete), else `base` answers.
+fn layered_get<S: StateReader + ?Sized>(
+    written: Option<&Option<Vec<u8>>>,
+    base: &S,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, LedgerError> {
+    match written {
+        Some(value) => Ok(value.clone()),
+        None => base.get(key),
+    }
+}
+
+/// [`layered_get`], lending the value to `f` ([`StateReader::visit`]).
+fn layered_visit<S: StateReader + ?Sized>(
+    written: Option<&Option<Vec<u8>>>,
+    base: &S,
+    key: &[u8],
+    f: &mut dyn FnMut(Option<&[u8]>),
+) -> Result<(), LedgerError> {
+    match written {
+        Some(value) => {
+            f(value.as_deref());
+            Ok(())
         }
+        None => base.visit(key, f),
     }
 }
 
@@ -188,17 +208,6 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
         self.changes.into_iter().collect()
     }
 
-    /// Merge writes made by a nested overlay.
-    pub fn merge(&mut self, changes: StateChanges) {
-        if self.marks.is_empty() {
-            self.changes.extend(changes);
-        } else {
-            for (key, value) in changes {
-                self.record(key, value);
-            }
-        }
-    }
-
     /// Open a checkpoint: the writes from here on can be rolled back.
     pub fn checkpoint(&mut self) {
         self.marks.push(self.journal.len());
@@ -232,20 +241,11 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
 
 impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        match self.changes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.base.get(key),
-        }
+        layered_get(self.changes.get(key), self.base, key)
     }
 
     fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
-        match self.changes.get(key) {
-            Some(value) => {
-                f(value.as_deref());
-                Ok(())
-            }
-            None => self.base.visit(key, f),
-        }
+        layered_visit(self.changes.get(key), self.base, key, f)
     }
 }
 
@@ -256,7 +256,7 @@ mod tests {
     use super::*;
 
     /// A rollback restores the writes as they were at its checkpoint — overwritten, deleted
-    /// and new keys alike, through nested checkpoints and merges — and `keep` keeps them.
+    /// and new keys alike, through nested checkpoints — and `keep` keeps them.
     #[test]
     fn rollback_restores_the_checkpoint() {
         let base = MemoryState::from([(b"k0".to_vec(), b"base".to_vec())]);
@@ -270,7 +270,7 @@ mod tests {
         overlay.set(b"k0".to_vec(), b"back".to_vec());
         overlay.checkpoint();
         overlay.delete(b"a".to_vec());
-        overlay.merge(StateChanges::from([(b"c".to_vec(), Some(b"4".to_vec()))]));
+        overlay.set(b"c".to_vec(), b"4".to_vec());
         overlay.rollback();
         assert_eq!(overlay.get(b"a").ok().flatten(), Some(b"2".to_vec()));
         assert_eq!(overlay.get(b"c").ok().flatten(), None);
