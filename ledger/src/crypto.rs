@@ -2,10 +2,10 @@
 //!
 //! The signed message frames chain id and tag with length prefixes, so no choice of chain id
 //! can make one kind of object's signature valid for another. Batch verification is used
-//! wherever many signatures are checked at once; it accepts every set of signatures that
-//! [`verify`] accepts one by one (its equation is the cofactored one, so a key's own holder
-//! could also craft signatures with small-order parts that only the batch accepts; nobody else
-//! can). Small-order ("weak") keys, whose signatures anyone could forge, fail both paths and are
+//! wherever many signatures are checked at once ([`crate::ed25519_batch`]); it accepts every
+//! set of signatures that [`verify`] accepts one by one (its equation is a random combination
+//! of theirs, so a key's own holder could also craft signatures with small-order parts that
+//! the batch sometimes accepts; nobody else can). Small-order ("weak") keys, whose signatures anyone could forge, fail both paths and are
 //! refused when parsed ([`PublicKey::check_usable`]).
 
 use std::fmt;
@@ -13,6 +13,7 @@ use std::fmt;
 use ed25519_dalek::{Signer as _, Verifier as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::ed25519_batch::{batch_holds, BatchItem};
 use crate::LedgerError;
 
 /// An ed25519 public key: the identity of a signer (org operator key or validator key).
@@ -225,25 +226,30 @@ pub struct SignedMessage {
     pub signature: Signature,
 }
 
-/// Verify many signatures at once. On failure, finds and names the first bad one (by index),
+/// Verify many signatures at once ([`crate::ed25519_batch`]: dalek's batch equation, each
+/// signer's terms added up first). On failure, finds and names the first bad one (by index),
 /// so the caller can report exactly which item was wrong.
 pub fn verify_batch(items: &[SignedMessage]) -> Result<(), LedgerError> {
     if items.is_empty() {
         return Ok(());
     }
-    let mut keys = Vec::with_capacity(items.len());
+    let mut batch = Vec::with_capacity(items.len());
     for item in items {
-        match usable_key(&item.signer) {
-            Some(key) => keys.push(key),
-            None => return Err(first_bad(items)),
-        }
+        let Some(key) = usable_key(&item.signer) else {
+            return Err(first_bad(items));
+        };
+        batch.push(BatchItem {
+            key: key.to_edwards(),
+            key_bytes: &item.signer.0,
+            message: &item.message,
+            signature: &item.signature.0,
+        });
     }
-    let messages: Vec<&[u8]> = items.iter().map(|i| i.message.as_slice()).collect();
-    let signatures: Vec<ed25519_dalek::Signature> = items
-        .iter()
-        .map(|i| ed25519_dalek::Signature::from_bytes(&i.signature.0))
-        .collect();
-    ed25519_dalek::verify_batch(&messages, &signatures, &keys).map_err(|_| first_bad(items))
+    if batch_holds(&batch) {
+        Ok(())
+    } else {
+        Err(first_bad(items))
+    }
 }
 
 fn first_bad(items: &[SignedMessage]) -> LedgerError {

@@ -18,6 +18,7 @@ pub mod block;
 pub mod certificate;
 pub mod codec;
 pub mod crypto;
+mod ed25519_batch;
 mod error;
 pub mod fast_hash;
 pub mod hash;
