@@ -83,6 +83,10 @@ pub struct P2pSection {
     pub ban_after_invalid: u32,
     /// How long a banned peer is disconnected and refused, seconds.
     pub ban_seconds: u64,
+    /// Txs this node admits are gossiped in batches: a batch goes out this many milliseconds
+    /// after its first tx (or sooner when full). Longer batches cost peers fewer messages and
+    /// let them check more signatures at once, for that much more latency.
+    pub tx_gossip_interval_ms: u64,
 }
 
 impl Default for P2pSection {
@@ -93,9 +97,18 @@ impl Default for P2pSection {
             max_message_bytes: 4 * 1024 * 1024,
             ban_after_invalid: 10,
             ban_seconds: 300,
+            tx_gossip_interval_ms: DEFAULT_TX_GOSSIP_INTERVAL_MS,
         }
     }
 }
+
+/// `[p2p] tx_gossip_interval_ms` when unset. On the 2-core devnet, 4 validators at saturation
+/// committed more with 50 ms batches than with 10 ms ones (docs/BENCHMARKS.md, session 12).
+pub const DEFAULT_TX_GOSSIP_INTERVAL_MS: u64 = 50;
+
+/// Longest accepted `[p2p] tx_gossip_interval_ms`: a tx waits at most this long before its
+/// first peer sees it.
+pub const MAX_TX_GOSSIP_INTERVAL_MS: u64 = 1_000;
 
 /// Room a proposal message needs beyond its block's tx bytes: header, last commit
 /// certificate, proposal signature and framing.
@@ -278,6 +291,13 @@ impl NodeConfig {
                 self.p2p.ban_after_invalid
             );
         }
+        let interval = self.p2p.tx_gossip_interval_ms;
+        if interval == 0 || interval > MAX_TX_GOSSIP_INTERVAL_MS {
+            bail!(
+                "[p2p] tx_gossip_interval_ms = {interval} must be 1 to {MAX_TX_GOSSIP_INTERVAL_MS} \
+                 (milliseconds a tx batch waits for more txs before it is gossiped)"
+            );
+        }
         if self.rpc.threads > MAX_RPC_THREADS {
             bail!(
                 "[rpc] threads = {} is more than {MAX_RPC_THREADS}; use 0 for one per core",
@@ -338,6 +358,15 @@ mod tests {
         assert!(err.to_string().contains("[p2p] ban_seconds"), "{err}");
         config.p2p.ban_after_invalid = 0;
         assert!(config.validate().is_ok(), "never banning needs no duration");
+        for interval in [0, MAX_TX_GOSSIP_INTERVAL_MS + 1] {
+            let mut config = NodeConfig::default();
+            config.p2p.tx_gossip_interval_ms = interval;
+            let err = config.validate().expect_err("gossip interval out of range");
+            assert!(
+                err.to_string().contains("[p2p] tx_gossip_interval_ms"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

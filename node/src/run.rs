@@ -108,6 +108,7 @@ pub async fn start(home: &Path) -> Result<()> {
     net_config.allowed_peers = members.clone();
     net_config.block_source = Arc::new(ChainBlocks(chain.clone()));
     net_config.max_transmit_size = config.p2p.max_message_bytes;
+    net_config.tx_batch.interval = Duration::from_millis(config.p2p.tx_gossip_interval_ms);
     // The driver reports a verdict on every gossip message: only checked messages are
     // forwarded, and peers whose messages are garbage get banned.
     net_config.manual_validation = true;

@@ -64,6 +64,8 @@ pub struct BenchOptions {
     pub max_block_bytes: usize,
     /// The nodes' `[consensus] min_block_interval_ms` (`None`: the node's default).
     pub min_block_interval: Option<Duration>,
+    /// The nodes' `[p2p] tx_gossip_interval_ms` (`None`: the node's default).
+    pub tx_gossip_interval: Option<Duration>,
     /// How long to wait after the window for its txs to commit.
     pub drain: Duration,
 }
@@ -89,6 +91,7 @@ impl BenchOptions {
             // Below the 4 MiB gossip message limit, so a full block's proposal can travel.
             max_block_bytes: 3 * 1024 * 1024,
             min_block_interval: None,
+            tx_gossip_interval: None,
             drain: Duration::from_secs(30),
         }
     }
@@ -124,6 +127,18 @@ fn tune_config(home: &std::path::Path, options: &BenchOptions) -> Result<()> {
         );
     }
     config.insert("consensus".into(), toml::Value::Table(consensus));
+    if let Some(interval) = options.tx_gossip_interval {
+        let mut p2p = config
+            .get("p2p")
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        p2p.insert(
+            "tx_gossip_interval_ms".into(),
+            toml::Value::Integer(i64::try_from(interval.as_millis())?),
+        );
+        config.insert("p2p".into(), toml::Value::Table(p2p));
+    }
     std::fs::write(&path, toml::to_string_pretty(&config)?)?;
     Ok(())
 }
@@ -223,6 +238,7 @@ pub fn run(
         concurrency: options.concurrency,
         max_block_txs: options.max_block_txs,
         min_block_interval: options.min_block_interval,
+        tx_gossip_interval: options.tx_gossip_interval,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         load_average: load_average(),
         node_pids: pids,
@@ -316,8 +332,8 @@ fn now() -> Timestamp {
 mod tests {
     use super::*;
 
-    /// The bench's block limits, and the block interval only when asked for, reach the nodes'
-    /// config; the rest of the config is kept.
+    /// The bench's block limits, and the block and gossip intervals only when asked for,
+    /// reach the nodes' config; the rest of the config is kept.
     #[test]
     fn tune_config_writes_the_block_settings() -> Result<()> {
         let dir = tempfile::tempdir()?;
@@ -331,7 +347,10 @@ mod tests {
                 .cloned()
                 .context("no [consensus] table")
         };
-        std::fs::write(&config, "[consensus]\ntimeout_propose_ms = 3000\n")?;
+        std::fs::write(
+            &config,
+            "[consensus]\ntimeout_propose_ms = 3000\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n",
+        )?;
         let mut options = BenchOptions::new(PathBuf::from("gongzhi"));
         tune_config(home, &options)?;
         let consensus = read_consensus()?;
@@ -350,6 +369,19 @@ mod tests {
         assert_eq!(
             read_consensus()?.get("min_block_interval_ms"),
             Some(&toml::Value::Integer(30))
+        );
+        options.tx_gossip_interval = Some(Duration::from_millis(20));
+        tune_config(home, &options)?;
+        let text = std::fs::read_to_string(home.join("config.toml"))?;
+        let config: toml::Table = text.parse()?;
+        let p2p = config.get("p2p").and_then(toml::Value::as_table);
+        assert_eq!(
+            p2p.and_then(|p2p| p2p.get("tx_gossip_interval_ms")),
+            Some(&toml::Value::Integer(20))
+        );
+        assert!(
+            p2p.and_then(|p2p| p2p.get("listen")).is_some(),
+            "the rest of [p2p] is kept"
         );
         Ok(())
     }

@@ -30,6 +30,8 @@ pub struct BenchReport {
     pub max_block_txs: usize,
     /// The nodes' minimum time between blocks, if the bench set it.
     pub min_block_interval: Option<std::time::Duration>,
+    /// The nodes' tx gossip batch interval, if the bench set it.
+    pub tx_gossip_interval: Option<std::time::Duration>,
     /// CPUs of the machine.
     pub cpus: usize,
     /// 1-minute load average at the end.
@@ -104,7 +106,7 @@ impl fmt::Display for BenchReport {
         };
         writeln!(
             f,
-            "gongzhi devnet bench: {} validators, offered rate {rate}, {:.0} s measured after {:.0} s warm-up, {} signers, {} submitters, max_block_txs {}{}{}",
+            "gongzhi devnet bench: {} validators, offered rate {rate}, {:.0} s measured after {:.0} s warm-up, {} signers, {} submitters, max_block_txs {}{}{}{}",
             self.validators,
             secs,
             self.warmup.as_secs_f64(),
@@ -113,6 +115,10 @@ impl fmt::Display for BenchReport {
             self.max_block_txs,
             match self.min_block_interval {
                 Some(interval) => format!(", min_block_interval_ms {}", interval.as_millis()),
+                None => String::new(),
+            },
+            match self.tx_gossip_interval {
+                Some(interval) => format!(", tx_gossip_interval_ms {}", interval.as_millis()),
                 None => String::new(),
             },
             if o.interrupted { " (interrupted)" } else { "" },

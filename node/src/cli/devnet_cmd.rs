@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// shorter makes smaller, more frequent blocks.
     #[arg(long, value_parser = parse_duration)]
     min_block_interval: Option<Duration>,
+    /// The nodes' `[p2p] tx_gossip_interval_ms` (e.g. 10ms; default: the node's, 50 ms):
+    /// how long a node gathers accepted txs before gossiping them as one batch.
+    #[arg(long, value_parser = parse_duration)]
+    tx_gossip_interval: Option<Duration>,
     /// How long to wait after the window for its txs to commit.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     drain: Duration,
@@ -195,6 +199,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         max_inflight: args.max_inflight,
         max_block_txs: args.max_block_txs,
         min_block_interval: args.min_block_interval,
+        tx_gossip_interval: args.tx_gossip_interval,
         drain: args.drain,
         ..BenchOptions::new(binary()?)
     };
