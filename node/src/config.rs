@@ -102,9 +102,10 @@ impl Default for P2pSection {
     }
 }
 
-/// `[p2p] tx_gossip_interval_ms` when unset. On the 2-core devnet, 4 validators at saturation
-/// committed more with 50 ms batches than with 10 ms ones (docs/BENCHMARKS.md, session 12).
-pub const DEFAULT_TX_GOSSIP_INTERVAL_MS: u64 = 50;
+/// `[p2p] tx_gossip_interval_ms` when unset: the interval the node always used. On the 2-core
+/// devnet, 50 ms batches did not commit measurably more than 10 ms ones (docs/BENCHMARKS.md,
+/// session 12) and add 40 ms of latency.
+pub const DEFAULT_TX_GOSSIP_INTERVAL_MS: u64 = 10;
 
 /// Longest accepted `[p2p] tx_gossip_interval_ms`: a tx waits at most this long before its
 /// first peer sees it.

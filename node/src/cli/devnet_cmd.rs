@@ -86,7 +86,7 @@ pub struct BenchArgs {
     /// shorter makes smaller, more frequent blocks.
     #[arg(long, value_parser = parse_duration)]
     min_block_interval: Option<Duration>,
-    /// The nodes' `[p2p] tx_gossip_interval_ms` (e.g. 10ms; default: the node's, 50 ms):
+    /// The nodes' `[p2p] tx_gossip_interval_ms` (e.g. 50ms; default: the node's, 10 ms):
     /// how long a node gathers accepted txs before gossiping them as one batch.
     #[arg(long, value_parser = parse_duration)]
     tx_gossip_interval: Option<Duration>,
