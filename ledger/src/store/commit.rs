@@ -16,7 +16,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use rocksdb::WriteBatch;
+use rocksdb::{ColumnFamily, WriteBatch};
 
 use super::columns::{self, meta_keys};
 use super::state_tree::{self, node_key_bytes, TreeUpdate};
@@ -124,14 +124,21 @@ impl Store {
         );
         let tx_index = self.cf(columns::TX_INDEX)?;
         let receipts_cf = self.cf(columns::RECEIPTS)?;
+        let mut locations = Vec::with_capacity(receipts.len());
         for (index, receipt) in receipts.iter().enumerate() {
             let index = u32::try_from(index).map_err(|_| LedgerError::InvalidBlock {
                 height,
                 reason: "more than 2^32 txs".into(),
             })?;
             let position = columns::tx_position_key(height, index);
-            batch.put_cf(tx_index, receipt.tx_hash.0, position);
+            locations.push((receipt.tx_hash.0, position));
             batch.put_cf(receipts_cf, position, stored(receipt));
+        }
+        // In key order (see [`put_sorted`]); a stable sort keeps the last position of a hash
+        // last, as the block order did.
+        locations.sort_by_key(|location| location.0);
+        for (hash, position) in &locations {
+            batch.put_cf(tx_index, hash, position);
         }
         put_tree_update(
             self,
@@ -251,19 +258,39 @@ pub(super) fn put_tree_update(
     changes: &StateChanges,
     version: u64,
 ) -> Result<(), LedgerError> {
-    let nodes = store.cf(columns::JMT_NODES)?;
-    for (key, node) in &update.nodes {
-        batch.put_cf(nodes, node_key_bytes(key), node);
-    }
-    let values = store.cf(columns::JMT_VALUES)?;
-    for (key_hash, value) in update.values(changes) {
-        batch.put_cf(
-            values,
-            columns::value_key(&key_hash.0, version),
-            columns::encode_history_value(value),
-        );
-    }
+    let nodes: Vec<(Vec<u8>, &[u8])> = update
+        .nodes
+        .iter()
+        .map(|(key, node)| (node_key_bytes(key), node.as_slice()))
+        .collect();
+    put_sorted(batch, store.cf(columns::JMT_NODES)?, nodes);
+    let values: Vec<([u8; 40], Vec<u8>)> = update
+        .values(changes)
+        .map(|(key_hash, value)| {
+            (
+                columns::value_key(&key_hash.0, version),
+                columns::encode_history_value(value),
+            )
+        })
+        .collect();
+    put_sorted(batch, store.cf(columns::JMT_VALUES)?, values);
     Ok(())
+}
+
+/// Add `entries` (distinct keys) to `batch` in key order. RocksDB inserts a batch's entries
+/// into its memtable skip list one after another, starting each search from where the previous
+/// insert ended; keys in order make that search short, where hashes in arbitrary order (tree
+/// node paths, value-history key hashes, tx hashes) made each one descend from the top. The
+/// stored result does not depend on the order.
+fn put_sorted<K: AsRef<[u8]> + Ord, V: AsRef<[u8]>>(
+    batch: &mut WriteBatch,
+    family: &ColumnFamily,
+    mut entries: Vec<(K, V)>,
+) {
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (key, value) in entries {
+        batch.put_cf(family, key, value);
+    }
 }
 
 /// Add the flat latest-state writes and deletes to `batch`.
