@@ -5,8 +5,9 @@
 //! wherever many signatures are checked at once ([`crate::ed25519_batch`]); it accepts every
 //! set of signatures that [`verify`] accepts one by one (its equation is a random combination
 //! of theirs, so a key's own holder could also craft signatures with small-order parts that
-//! the batch sometimes accepts; nobody else can). Small-order ("weak") keys, whose signatures anyone could forge, fail both paths and are
-//! refused when parsed ([`PublicKey::check_usable`]).
+//! the batch sometimes accepts; nobody else can). Small-order ("weak") keys, whose signatures
+//! anyone could forge, fail both paths and are refused when parsed
+//! ([`PublicKey::check_usable`]).
 
 use std::fmt;
 
