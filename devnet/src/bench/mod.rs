@@ -100,47 +100,55 @@ impl BenchOptions {
 const CHAIN_ID: &str = "gongzhi-bench";
 const SEED: &str = "gongzhi-bench";
 
-/// Rewrite a node's `config.toml` with the bench's block limits.
+/// Rewrite a node's `config.toml` with the bench's block limits and intervals.
 fn tune_config(home: &std::path::Path, options: &BenchOptions) -> Result<()> {
     let path = home.join("config.toml");
     let text = std::fs::read_to_string(&path)?;
     let mut config: toml::Table = text
         .parse()
         .with_context(|| format!("{} is not TOML", path.display()))?;
-    let mut consensus = config
-        .get("consensus")
-        .and_then(toml::Value::as_table)
-        .cloned()
-        .unwrap_or_default();
-    consensus.insert(
-        "max_block_txs".into(),
-        toml::Value::Integer(i64::try_from(options.max_block_txs)?),
+    let millis = |d: std::time::Duration| i64::try_from(d.as_millis());
+    set(
+        &mut config,
+        "consensus",
+        "max_block_txs",
+        i64::try_from(options.max_block_txs)?,
     );
-    consensus.insert(
-        "max_block_bytes".into(),
-        toml::Value::Integer(i64::try_from(options.max_block_bytes)?),
+    set(
+        &mut config,
+        "consensus",
+        "max_block_bytes",
+        i64::try_from(options.max_block_bytes)?,
     );
     if let Some(interval) = options.min_block_interval {
-        consensus.insert(
-            "min_block_interval_ms".into(),
-            toml::Value::Integer(i64::try_from(interval.as_millis())?),
+        set(
+            &mut config,
+            "consensus",
+            "min_block_interval_ms",
+            millis(interval)?,
         );
     }
-    config.insert("consensus".into(), toml::Value::Table(consensus));
     if let Some(interval) = options.tx_gossip_interval {
-        let mut p2p = config
-            .get("p2p")
-            .and_then(toml::Value::as_table)
-            .cloned()
-            .unwrap_or_default();
-        p2p.insert(
-            "tx_gossip_interval_ms".into(),
-            toml::Value::Integer(i64::try_from(interval.as_millis())?),
+        set(
+            &mut config,
+            "p2p",
+            "tx_gossip_interval_ms",
+            millis(interval)?,
         );
-        config.insert("p2p".into(), toml::Value::Table(p2p));
     }
     std::fs::write(&path, toml::to_string_pretty(&config)?)?;
     Ok(())
+}
+
+/// Set `[table] key = value` in `config`, keeping the table's other entries.
+fn set(config: &mut toml::Table, table: &str, key: &str, value: i64) {
+    let mut entries = config
+        .get(table)
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    entries.insert(key.into(), toml::Value::Integer(value));
+    config.insert(table.into(), toml::Value::Table(entries));
 }
 
 fn load_average() -> Option<f64> {

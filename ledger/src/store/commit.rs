@@ -134,12 +134,7 @@ impl Store {
             locations.push((receipt.tx_hash.0, position));
             batch.put_cf(receipts_cf, position, stored(receipt));
         }
-        // In key order (see [`put_sorted`]); a stable sort keeps the last position of a hash
-        // last, as the block order did.
-        locations.sort_by_key(|location| location.0);
-        for (hash, position) in &locations {
-            batch.put_cf(tx_index, hash, position);
-        }
+        put_sorted(&mut batch, tx_index, locations);
         put_tree_update(
             self,
             &mut batch,
@@ -277,7 +272,8 @@ pub(super) fn put_tree_update(
     Ok(())
 }
 
-/// Add `entries` (distinct keys) to `batch` in key order. RocksDB inserts a batch's entries
+/// Add `entries` to `batch` in key order; the sort is stable, so of two entries with one key
+/// the later still wins, as it would have in the given order. RocksDB inserts a batch's entries
 /// into its memtable skip list one after another, starting each search from where the previous
 /// insert ended; keys in order make that search short, where hashes in arbitrary order (tree
 /// node paths, value-history key hashes, tx hashes) made each one descend from the top. The
@@ -287,7 +283,7 @@ fn put_sorted<K: AsRef<[u8]> + Ord, V: AsRef<[u8]>>(
     family: &ColumnFamily,
     mut entries: Vec<(K, V)>,
 ) {
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (key, value) in entries {
         batch.put_cf(family, key, value);
     }
