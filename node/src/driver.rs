@@ -35,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::chain::{certificate_from_votes, Chain, Executed, SyncedBlock};
 use crate::config::ConsensusSection;
 use crate::mempool::{AccountView, Mempool, MempoolError, TxVerifier};
-use crate::metrics::Metrics;
+use crate::metrics::{ConsensusStep, Execution, Metrics};
 use crate::network::{MessageId, NetworkEvent, NetworkHandle, PeerId, Validation};
 use crate::signer::{ChainSigner, ChainVerifier};
 
@@ -152,6 +152,8 @@ pub struct Driver {
     /// Next height to start, when waiting for txs.
     pending_start: Option<u64>,
     last_commit_at: Instant,
+    /// The step the current height is in, for `gongzhi_consensus_step_seconds`.
+    step_clock: StepClock,
     /// A sync request is in flight.
     syncing: bool,
     /// Known to be more than two blocks behind a peer (what `Status.syncing` reports).
@@ -281,6 +283,7 @@ impl Driver {
             last_commit,
             pending_start: Some(height + 1),
             last_commit_at: Instant::now(),
+            step_clock: StepClock::default(),
             syncing: false,
             catching_up: false,
             last_progress: Instant::now(),
@@ -312,7 +315,7 @@ impl Driver {
         mut network_events: mpsc::Receiver<NetworkEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
-        // Fine enough for `min_block_interval_ms`; rebroadcasts keep their own pace.
+        // Polls for a block's worth of txs and for stalls; rebroadcasts keep their own pace.
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_tick = tokio::time::interval(Duration::from_millis(if self.core.is_some() {
@@ -336,9 +339,25 @@ impl Driver {
                 self.network.clone(),
             ));
         }
+        // Wakes the driver the moment `min_block_interval_ms` has passed since a commit, rather
+        // than at the next tick (up to 20 ms later, on every height).
+        let start_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(start_timer);
+        let mut start_due: Option<Instant> = None;
         loop {
+            let due = self.next_start_due();
+            if due != start_due {
+                if let Some(at) = due {
+                    start_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::from_std(at));
+                }
+                start_due = due;
+            }
+            let timer_armed = start_due.is_some_and(|at| at > Instant::now());
             tokio::select! {
                 _ = shutdown.changed() => break,
+                () = &mut start_timer, if timer_armed => self.maybe_start_height()?,
                 event = network_events.recv() => match event {
                     Some(event) => self.on_network(event)?,
                     None => break,
@@ -550,6 +569,13 @@ impl Driver {
         Ok(())
     }
 
+    /// When the next height may start with the txs waiting (`min_block_interval_ms` after the
+    /// last commit), if a height is waiting to start.
+    fn next_start_due(&self) -> Option<Instant> {
+        self.pending_start?;
+        Some(self.last_commit_at + Duration::from_millis(self.config.min_block_interval_ms))
+    }
+
     /// Start consensus at `height` (always the chain's next height) unless the core is there.
     fn start_height(&mut self, height: u64) -> Result<()> {
         self.pending_start = None;
@@ -572,10 +598,22 @@ impl Driver {
             return Ok(());
         };
         let outputs = core.handle(input);
+        // Read before the outputs run: a decision's commit is timed as the commit step.
+        if let (Some(height), Some(round), Some(step)) = (core.height(), core.round(), core.step())
+        {
+            self.enter_step(height.0, round.0, ConsensusStep::from(step));
+        }
         for output in outputs {
             self.perform(output)?;
         }
         Ok(())
+    }
+
+    /// Note that the height is now in `step` of `round`, timing the step it leaves.
+    fn enter_step(&mut self, height: u64, round: u32, step: ConsensusStep) {
+        if let Some((left, lasted)) = self.step_clock.enter(height, round, step) {
+            self.metrics.observe_step(left, lasted);
+        }
     }
 
     fn perform(&mut self, output: Output) -> Result<()> {
@@ -695,10 +733,13 @@ impl Driver {
             )
         };
         let proposer = self.our_key.context("only validators build blocks")?;
+        let started = Instant::now();
         let executed = tokio::task::block_in_place(|| {
             self.chain
                 .build_block(txs, now(), proposer, self.last_commit.clone())
         })?;
+        self.metrics
+            .observe_execution(Execution::Build, started.elapsed());
         let value = ValueId(executed.block.hash().0);
         tracing::debug!(
             height = executed.block.header.height,
@@ -729,10 +770,14 @@ impl Driver {
         } else if let Some(block) = self.blocks.get(&value).cloned() {
             let drift = self.config.max_clock_drift_ms;
             let in_mempool = self.admitted_txs(&block);
-            match tokio::task::block_in_place(|| {
+            let started = Instant::now();
+            let result = tokio::task::block_in_place(|| {
                 self.chain
                     .execute_proposal(block, Some((now(), drift)), &in_mempool)
-            }) {
+            });
+            self.metrics
+                .observe_execution(Execution::Verify, started.elapsed());
+            match result {
                 Ok(executed) => {
                     self.executed.insert(value, executed);
                     true
@@ -760,9 +805,13 @@ impl Driver {
         if !self.executed.contains_key(&value) {
             if let Some(block) = self.blocks.get(&value).cloned() {
                 let in_mempool = self.admitted_txs(&block);
-                if let Ok(executed) = tokio::task::block_in_place(|| {
+                let started = Instant::now();
+                let result = tokio::task::block_in_place(|| {
                     self.chain.execute_proposal(block, None, &in_mempool)
-                }) {
+                });
+                self.metrics
+                    .observe_execution(Execution::Verify, started.elapsed());
+                if let Ok(executed) = result {
                     self.executed.insert(value, executed);
                 }
             }
@@ -782,6 +831,7 @@ impl Driver {
         let height = executed.block.header.height;
         let round = cert.round;
         tokio::task::block_in_place(|| self.chain.commit(executed, &cert))?;
+        self.enter_step(height, round, ConsensusStep::Wait);
         {
             use std::sync::atomic::Ordering::Relaxed;
             self.metrics
@@ -947,6 +997,44 @@ async fn ingest_gossiped_txs(
     }
 }
 
+/// The height, round and step the driver last saw, and since when: each change times the step
+/// it leaves (`gongzhi_consensus_step_seconds`).
+#[derive(Debug)]
+struct StepClock {
+    at: Option<(u64, u32, ConsensusStep)>,
+    since: Instant,
+}
+
+impl Default for StepClock {
+    fn default() -> Self {
+        StepClock {
+            at: None,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl StepClock {
+    /// Enter `step` of (`height`, `round`). Returns the step left and how long it lasted;
+    /// `None` when nothing changed or nothing was being timed.
+    fn enter(
+        &mut self,
+        height: u64,
+        round: u32,
+        step: ConsensusStep,
+    ) -> Option<(ConsensusStep, Duration)> {
+        let now = Instant::now();
+        let next = Some((height, round, step));
+        if self.at == next {
+            return None;
+        }
+        let left = self.at.map(|(_, _, left)| (left, now - self.since));
+        self.at = next;
+        self.since = now;
+        left
+    }
+}
+
 /// The most queued gossip batches [`ingest_gossiped_txs`] checks in one signature batch.
 const INGEST_COALESCE: usize = 32;
 
@@ -970,6 +1058,31 @@ pub(crate) fn batch_verdict(invalid: &[MempoolError]) -> Validation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_step_clock_times_each_step_it_leaves() {
+        let mut clock = StepClock::default();
+        assert_eq!(clock.enter(5, 0, ConsensusStep::Propose), None);
+        assert_eq!(clock.enter(5, 0, ConsensusStep::Propose), None, "no change");
+        let (left, _) = clock
+            .enter(5, 0, ConsensusStep::Prevote)
+            .expect("propose ended");
+        assert_eq!(left, ConsensusStep::Propose);
+        // A round change ends the step even when the step name is the same.
+        clock.enter(5, 1, ConsensusStep::Prevote);
+        let (left, _) = clock
+            .enter(5, 1, ConsensusStep::Commit)
+            .expect("round 1 prevote ended");
+        assert_eq!(left, ConsensusStep::Prevote);
+        let (left, _) = clock
+            .enter(5, 1, ConsensusStep::Wait)
+            .expect("commit ended");
+        assert_eq!(left, ConsensusStep::Commit);
+        let (left, _) = clock
+            .enter(6, 0, ConsensusStep::Propose)
+            .expect("wait ended");
+        assert_eq!(left, ConsensusStep::Wait);
+    }
 
     #[test]
     fn only_garbage_on_every_node_counts_against_the_peer() {

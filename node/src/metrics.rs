@@ -1,10 +1,12 @@
 //! Prometheus metrics: a few atomics and a minimal HTTP endpoint serving the text format at
 //! `/metrics`. Counters only go up; gauges are set by their owner (driver, mempool, network).
+//! Durations are histograms with fixed buckets ([`Histogram`]): consensus steps
+//! ([`ConsensusStep`]) and block execution, so an operator can see where a height's time goes.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +40,143 @@ pub struct Metrics {
     pub syncing: AtomicU64,
     /// Check requests served.
     pub checks: AtomicU64,
+    /// Time spent in each consensus step, indexed by [`ConsensusStep::index`].
+    pub steps: [Histogram; ConsensusStep::ALL.len()],
+    /// Time to execute a block: building our proposal, or checking a peer's.
+    pub execution: [Histogram; 2],
+}
+
+/// A phase of a height as the driver sees it, for the `gongzhi_consensus_step_seconds`
+/// histogram. A round change ends the current phase and starts the next round's `Propose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsensusStep {
+    /// Height started → our prevote: getting (or building) the proposal and executing it.
+    Propose,
+    /// Our prevote → our precommit: waiting for a prevote quorum.
+    Prevote,
+    /// Our precommit → decision: waiting for a precommit quorum.
+    Precommit,
+    /// Decision → block and certificate durably committed.
+    Commit,
+    /// Committed → next height started: `min_block_interval_ms`, or waiting for txs.
+    Wait,
+}
+
+impl ConsensusStep {
+    /// Every step, in the order of a height.
+    pub const ALL: [ConsensusStep; 5] = [
+        ConsensusStep::Propose,
+        ConsensusStep::Prevote,
+        ConsensusStep::Precommit,
+        ConsensusStep::Commit,
+        ConsensusStep::Wait,
+    ];
+
+    /// Position in [`ConsensusStep::ALL`] and in [`Metrics::steps`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `step` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConsensusStep::Propose => "propose",
+            ConsensusStep::Prevote => "prevote",
+            ConsensusStep::Precommit => "precommit",
+            ConsensusStep::Commit => "commit",
+            ConsensusStep::Wait => "wait",
+        }
+    }
+}
+
+impl From<gongzhi_consensus::Step> for ConsensusStep {
+    fn from(step: gongzhi_consensus::Step) -> Self {
+        match step {
+            gongzhi_consensus::Step::Propose => ConsensusStep::Propose,
+            gongzhi_consensus::Step::Prevote => ConsensusStep::Prevote,
+            gongzhi_consensus::Step::Precommit => ConsensusStep::Precommit,
+            gongzhi_consensus::Step::Commit => ConsensusStep::Commit,
+        }
+    }
+}
+
+/// Which block execution a [`Metrics::execution`] histogram times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// Our own proposal, built from the mempool.
+    Build,
+    /// A proposal (or decided block) from another validator.
+    Verify,
+}
+
+impl Execution {
+    fn label(self) -> &'static str {
+        match self {
+            Execution::Build => "build",
+            Execution::Verify => "verify",
+        }
+    }
+}
+
+/// Upper bounds of the duration buckets, seconds: 1 ms to 10 s, roughly ×2.5 apart.
+const BUCKETS_SECONDS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A Prometheus histogram of durations: a count per bucket (not cumulative; rendering adds
+/// them up), the total count and the sum in microseconds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_SECONDS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Record one duration.
+    pub fn observe(&self, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        if let Some(i) = BUCKETS_SECONDS.iter().position(|&le| seconds <= le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Durations recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of the durations recorded.
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_micros.load(Ordering::Relaxed))
+    }
+
+    /// Append the `_bucket`, `_sum` and `_count` lines of `name` with label `label="value"`.
+    fn render(&self, out: &mut String, name: &str, label: (&str, &str)) {
+        let (key, value) = label;
+        let mut cumulative = 0;
+        for (le, bucket) in BUCKETS_SECONDS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "gongzhi_{name}_bucket{{{key}=\"{value}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = self.count();
+        let _ = writeln!(
+            out,
+            "gongzhi_{name}_bucket{{{key}=\"{value}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "gongzhi_{name}_sum{{{key}=\"{value}\"}} {}",
+            self.sum().as_secs_f64()
+        );
+        let _ = writeln!(out, "gongzhi_{name}_count{{{key}=\"{value}\"}} {count}");
+    }
 }
 
 impl Default for Metrics {
@@ -56,6 +195,8 @@ impl Default for Metrics {
             peers_banned: AtomicU64::new(0),
             syncing: AtomicU64::new(0),
             checks: AtomicU64::new(0),
+            steps: Default::default(),
+            execution: Default::default(),
         }
     }
 }
@@ -75,6 +216,16 @@ impl Metrics {
     /// Record the number of peers.
     pub fn set_peers(&self, peers: usize) {
         self.peers.store(peers as u64, Ordering::Relaxed);
+    }
+
+    /// Record the time one consensus step took.
+    pub fn observe_step(&self, step: ConsensusStep, duration: Duration) {
+        self.steps[step.index()].observe(duration);
+    }
+
+    /// Record the time one block execution took.
+    pub fn observe_execution(&self, kind: Execution, duration: Duration) {
+        self.execution[kind as usize].observe(duration);
     }
 
     /// Connected peers.
@@ -162,6 +313,26 @@ impl Metrics {
             "Seconds since the node started.",
             self.started.elapsed().as_secs(),
         );
+        out.push_str(
+            "# HELP gongzhi_consensus_step_seconds Time a height spends in each step: propose (until our prevote), prevote (until our precommit), precommit (until decided), commit (until stored), wait (until the next height starts).\n# TYPE gongzhi_consensus_step_seconds histogram\n",
+        );
+        for step in ConsensusStep::ALL {
+            self.steps[step.index()].render(
+                &mut out,
+                "consensus_step_seconds",
+                ("step", step.label()),
+            );
+        }
+        out.push_str(
+            "# HELP gongzhi_block_execution_seconds Time to execute a block: build (our proposal) or verify (a peer's).\n# TYPE gongzhi_block_execution_seconds histogram\n",
+        );
+        for kind in [Execution::Build, Execution::Verify] {
+            self.execution[kind as usize].render(
+                &mut out,
+                "block_execution_seconds",
+                ("kind", kind.label()),
+            );
+        }
         out
     }
 
@@ -209,5 +380,33 @@ mod tests {
         let text = m.render();
         assert!(text.contains("# TYPE gongzhi_height gauge\ngongzhi_height 42\n"));
         assert!(text.contains("gongzhi_committed_txs_total 0"));
+    }
+
+    #[test]
+    fn histograms_count_into_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe_step(ConsensusStep::Commit, Duration::from_millis(30));
+        m.observe_step(ConsensusStep::Commit, Duration::from_millis(3));
+        m.observe_step(ConsensusStep::Commit, Duration::from_secs(20));
+        m.observe_execution(Execution::Verify, Duration::from_micros(400));
+        let text = m.render();
+        for line in [
+            "# TYPE gongzhi_consensus_step_seconds histogram",
+            "gongzhi_consensus_step_seconds_bucket{step=\"commit\",le=\"0.001\"} 0",
+            "gongzhi_consensus_step_seconds_bucket{step=\"commit\",le=\"0.005\"} 1",
+            "gongzhi_consensus_step_seconds_bucket{step=\"commit\",le=\"0.05\"} 2",
+            "gongzhi_consensus_step_seconds_bucket{step=\"commit\",le=\"10\"} 2",
+            "gongzhi_consensus_step_seconds_bucket{step=\"commit\",le=\"+Inf\"} 3",
+            "gongzhi_consensus_step_seconds_sum{step=\"commit\"} 20.033",
+            "gongzhi_consensus_step_seconds_count{step=\"commit\"} 3",
+            "gongzhi_consensus_step_seconds_count{step=\"wait\"} 0",
+            "gongzhi_block_execution_seconds_bucket{kind=\"verify\",le=\"0.001\"} 1",
+            "gongzhi_block_execution_seconds_count{kind=\"build\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
     }
 }

@@ -90,6 +90,23 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
         net.wait_height(i, height, DEADLINE)?;
     }
     assert_identical_chains(&net, &[0, 1, 2, 3], height)?;
+    // Operators can see where each height's time went: every step and execution was timed.
+    let text = scrape_metrics(net.record.nodes[0].metrics_port)?;
+    for step in ["propose", "prevote", "precommit", "commit", "wait"] {
+        let series = format!("gongzhi_consensus_step_seconds_count{{step=\"{step}\"}}");
+        let count = metric_value(&text, &series).with_context(|| format!("no {series}"))?;
+        assert!(count >= 3.0, "{series} = {count} after {height} heights");
+    }
+    let executions: f64 = ["build", "verify"]
+        .iter()
+        .filter_map(|kind| {
+            metric_value(
+                &text,
+                &format!("gongzhi_block_execution_seconds_count{{kind=\"{kind}\"}}"),
+            )
+        })
+        .sum();
+    assert!(executions >= 3.0, "{executions} block executions timed");
     // The audit bureau's observer follows the same chain without voting.
     net.wait_height(4, height, DEADLINE)?;
     assert_identical_chains(&net, &[0, 4], height)?;
@@ -291,6 +308,12 @@ fn scrape_metrics(port: u16) -> Result<String> {
         bail!("metrics answered {:?}", response.lines().next());
     }
     Ok(response)
+}
+
+/// The value of `series` (name and labels, as printed) in a Prometheus text exposition.
+fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A member's node that gossips garbage: node 3 is stopped and an in-process libp2p peer with

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use super::steps::{self, StepTimes};
 use super::workload::Workload;
 use super::Rate;
 
@@ -52,6 +53,8 @@ pub struct LoadPlan {
     pub drain: Duration,
     /// Node processes whose CPU time is measured over the window.
     pub node_pids: Vec<u32>,
+    /// Metrics addresses (`127.0.0.1:port`) of the nodes, for their consensus step times.
+    pub node_metrics: Vec<String>,
     /// Committed txs whose receipts are read back to count failures.
     pub receipt_sample: usize,
 }
@@ -89,6 +92,8 @@ pub struct LoadOutcome {
     pub nodes: ProcessUsage,
     /// What the bench process used in the window.
     pub bench: ProcessUsage,
+    /// The nodes' consensus step and block execution times in the window, all nodes summed.
+    pub steps: StepTimes,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
 }
@@ -439,18 +444,22 @@ pub async fn run(
     let cpu_task = {
         let (window_start, window_end) = (shared.window_start, shared.window_end);
         let pids = plan.node_pids.clone();
+        let metrics = plan.node_metrics.clone();
         let interrupted = interrupted.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(window_start).await;
             let (nodes0, bench0) = usage_snapshot(&pids);
+            let steps0 = steps::snapshot(&metrics).await;
             let began = Instant::now();
             while Instant::now() < window_end && !interrupted.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let (nodes1, bench1) = usage_snapshot(&pids);
+            let steps1 = steps::snapshot(&metrics).await;
             (
                 nodes1.since(&nodes0),
                 bench1.since(&bench0),
+                steps1.since(&steps0),
                 began.elapsed(),
             )
         })
@@ -470,9 +479,10 @@ pub async fn run(
     }
     stream_task.abort();
     let sampled = observed?;
-    let (nodes, bench, window) = cpu_task.await.unwrap_or_default();
+    let (nodes, bench, steps, window) = cpu_task.await.unwrap_or_default();
     outcome.nodes = nodes;
     outcome.bench = bench;
+    outcome.steps = steps;
     outcome.window = window;
     outcome.interrupted = interrupted.load(Ordering::SeqCst);
     outcome.submitted = shared.submitted.load(Ordering::Relaxed);

@@ -12,6 +12,7 @@
 
 pub mod load;
 pub mod report;
+pub mod steps;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -286,8 +287,9 @@ fn drive(
     let total = options.warmup + options.duration;
     let presign = match options.rate {
         Rate::PerSecond(rate) => (rate as f64 * total.as_secs_f64() * 1.02) as usize,
-        // Enough for 4,000 tx/s; past that the workers sign as they go.
-        Rate::Max => (4000.0 * total.as_secs_f64()) as usize,
+        // Enough for 6,000 tx/s; past that the workers sign as they go (on the cores the
+        // nodes are measured on).
+        Rate::Max => (6000.0 * total.as_secs_f64()) as usize,
     }
     .min(2_000_000);
     let signing = Instant::now();
@@ -314,6 +316,11 @@ fn drive(
         max_inflight: options.max_inflight,
         drain: options.drain,
         node_pids: devnet.nodes.iter().filter_map(|n| n.pid()).collect(),
+        node_metrics: devnet
+            .nodes
+            .iter()
+            .map(|n| n.metrics_addr.clone())
+            .collect(),
         receipt_sample: 200,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

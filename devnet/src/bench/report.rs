@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::load::LoadOutcome;
+use super::steps;
 use super::Rate;
 
 /// Everything a bench run reports.
@@ -67,6 +68,14 @@ fn thousands(value: u64) -> String {
 
 fn millis(d: Option<Duration>) -> String {
     d.map_or_else(|| "n/a".to_string(), |d| format!("{} ms", d.as_millis()))
+}
+
+/// Milliseconds with one decimal, without the unit (the row names it), or `n/a`.
+fn milliseconds(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "n/a".to_string(),
+        |d| format!("{:.1}", d.as_secs_f64() * 1e3),
+    )
 }
 
 impl BenchReport {
@@ -192,6 +201,23 @@ impl fmt::Display for BenchReport {
                 "node page faults per tx (all nodes)",
                 format!("{:.2}", o.nodes.minor_faults as f64 / window_txs),
             ),
+            (
+                "consensus step mean, ms (propose / prevote / precommit / commit / wait)",
+                {
+                    let means: Vec<String> = steps::STEPS
+                        .iter()
+                        .map(|step| milliseconds(o.steps.step_mean(step)))
+                        .collect();
+                    means.join(" / ")
+                },
+            ),
+            ("block execution mean, ms (build / verify)", {
+                let means: Vec<String> = steps::EXECUTIONS
+                    .iter()
+                    .map(|kind| milliseconds(o.steps.execution_mean(kind)))
+                    .collect();
+                means.join(" / ")
+            }),
             (
                 "bench CPU (cores busy)",
                 format!("{:.2}", o.bench.cpu_secs() / window),
