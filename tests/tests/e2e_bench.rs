@@ -103,6 +103,27 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
     );
 
     // The four node processes it started are gone (the bench reaped them before exiting).
+    // Where the heights' time went, as the nodes measured it: five step means, all numbers.
+    let steps = row(
+        &output,
+        "consensus step mean, ms (propose / prevote / precommit / commit / wait)",
+    )
+    .unwrap_or("");
+    let means: Vec<f64> = steps.split(" / ").filter_map(number).collect();
+    assert_eq!(means.len(), 5, "step means {steps:?} in:\n{output}");
+    assert!(means[0] > 0.0, "no time in propose:\n{output}");
+    // The machine's speed around the run, for comparing runs made at different times.
+    let speed = row(
+        &output,
+        "machine speed, ed25519 checks/s on one core (before / after)",
+    )
+    .unwrap_or("");
+    let rates: Vec<f64> = speed.split(" / ").filter_map(number).collect();
+    assert!(
+        rates.len() == 2 && rates.iter().all(|r| *r > 100.0),
+        "machine speed {speed:?} in:\n{output}"
+    );
+
     let pids: Vec<u32> = output
         .lines()
         .filter_map(|line| {

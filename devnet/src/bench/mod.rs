@@ -14,6 +14,7 @@ pub mod load;
 pub mod report;
 pub mod steps;
 pub mod workload;
+pub mod yardstick;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,6 +209,7 @@ pub fn run(
     for node in &devnet.record.nodes {
         tune_config(&node.home, options)?;
     }
+    let speed_before = yardstick::verifies_per_second(yardstick::MEASURE_FOR);
     devnet.start_all()?;
     let pids: Vec<u32> = devnet.nodes.iter().filter_map(|n| n.pid()).collect();
     for node in &devnet.nodes {
@@ -223,6 +225,7 @@ pub fn run(
     let result = drive(&mut devnet, options, interrupted, progress);
     progress("stopping nodes");
     let stopped = devnet.stop_all(Duration::from_secs(10));
+    let speed_after = yardstick::verifies_per_second(yardstick::MEASURE_FOR);
     let outcome = result.and_then(|outcome| stopped.map(|()| outcome));
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -252,6 +255,7 @@ pub fn run(
         load_average: load_average(),
         node_pids: pids,
         dir,
+        machine_speed: (speed_before, speed_after),
         outcome,
     })
 }

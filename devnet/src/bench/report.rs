@@ -41,6 +41,9 @@ pub struct BenchReport {
     pub node_pids: Vec<u32>,
     /// The devnet directory (kept or removed).
     pub dir: std::path::PathBuf,
+    /// ed25519 checks per second on one core just before the nodes started and just after
+    /// they stopped ([`super::yardstick`]).
+    pub machine_speed: (Option<f64>, Option<f64>),
     /// What was measured.
     pub outcome: LoadOutcome,
 }
@@ -221,6 +224,16 @@ impl fmt::Display for BenchReport {
             (
                 "bench CPU (cores busy)",
                 format!("{:.2}", o.bench.cpu_secs() / window),
+            ),
+            (
+                "machine speed, ed25519 checks/s on one core (before / after)",
+                {
+                    let (before, after) = self.machine_speed;
+                    let show = |rate: Option<f64>| {
+                        rate.map_or_else(|| "n/a".to_string(), |r| thousands(r.round() as u64))
+                    };
+                    format!("{} / {}", show(before), show(after))
+                },
             ),
             (
                 "machine",
