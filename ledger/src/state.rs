@@ -145,6 +145,19 @@ impl<S: StateReader> StateReader for ReadCache<S> {
         self.seen.borrow_mut().insert(key.to_vec(), value.clone());
         Ok(value)
     }
+
+    /// Lends the cached value: no copy on a repeat read, and none on the first either (the
+    /// value fetched from `base` moves into the cache after `f` has read it).
+    fn visit(&self, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), LedgerError> {
+        if let Some(value) = self.seen.borrow().get(key) {
+            f(value.as_deref());
+            return Ok(());
+        }
+        let value = self.base.get(key)?;
+        f(value.as_deref());
+        self.seen.borrow_mut().insert(key.to_vec(), value);
+        Ok(())
+    }
 }
 
 /// Pending writes layered over a base state: reads see the writes first.
@@ -328,5 +341,29 @@ mod tests {
         overlay.set(b"org/a".to_vec(), b"changed".to_vec());
         assert_eq!(overlay.get(b"org/a").ok(), Some(Some(b"changed".to_vec())));
         assert_eq!(cache.get(b"org/a").ok(), Some(Some(b"record".to_vec())));
+    }
+
+    #[test]
+    fn read_cache_lends_what_get_returns_and_shares_one_fetch_per_key() {
+        let base = Counting {
+            state: MemoryState::from([(b"org/a".to_vec(), b"record".to_vec())]),
+            reads: Cell::new(0),
+        };
+        let cache = ReadCache::new(&base);
+        let lent = |key: &[u8]| {
+            let mut seen = None;
+            cache
+                .visit(key, &mut |value| seen = Some(value.map(<[u8]>::to_vec)))
+                .expect("visit");
+            seen.expect("visit calls f once")
+        };
+        // First reads by visit, repeats by either way: the same answers, one fetch per key.
+        assert_eq!(lent(b"org/a"), Some(b"record".to_vec()));
+        assert_eq!(lent(b"org/b"), None);
+        for _ in 0..2 {
+            assert_eq!(lent(b"org/a"), cache.get(b"org/a").expect("get"));
+            assert_eq!(lent(b"org/b"), cache.get(b"org/b").expect("get"));
+        }
+        assert_eq!(base.reads.get(), 2);
     }
 }
