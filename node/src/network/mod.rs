@@ -148,7 +148,7 @@ impl NetworkConfig {
             tx_batch: TxBatchLimits {
                 max_txs: 1024,
                 max_bytes: 1024 * 1024,
-                interval: Duration::from_millis(10),
+                interval: Duration::from_millis(crate::config::DEFAULT_TX_GOSSIP_INTERVAL_MS),
             },
         }
     }
