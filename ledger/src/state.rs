@@ -313,6 +313,16 @@ mod tests {
         reads: Cell<usize>,
     }
 
+    impl Counting {
+        /// `org/a` = `record`, nothing else, no reads yet.
+        fn with_one_record() -> Counting {
+            Counting {
+                state: MemoryState::from([(b"org/a".to_vec(), b"record".to_vec())]),
+                reads: Cell::new(0),
+            }
+        }
+    }
+
     impl StateReader for Counting {
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
             self.reads.set(self.reads.get() + 1);
@@ -322,10 +332,7 @@ mod tests {
 
     #[test]
     fn read_cache_answers_as_its_base_and_fetches_each_key_once() {
-        let base = Counting {
-            state: MemoryState::from([(b"org/a".to_vec(), b"record".to_vec())]),
-            reads: Cell::new(0),
-        };
+        let base = Counting::with_one_record();
         let cache = ReadCache::new(&base);
         for _ in 0..3 {
             assert_eq!(cache.get(b"org/a").ok(), Some(Some(b"record".to_vec())));
@@ -345,10 +352,7 @@ mod tests {
 
     #[test]
     fn read_cache_lends_what_get_returns_and_shares_one_fetch_per_key() {
-        let base = Counting {
-            state: MemoryState::from([(b"org/a".to_vec(), b"record".to_vec())]),
-            reads: Cell::new(0),
-        };
+        let base = Counting::with_one_record();
         let cache = ReadCache::new(&base);
         let lent = |key: &[u8]| {
             let mut seen = None;
