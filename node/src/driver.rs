@@ -610,9 +610,14 @@ impl Driver {
     }
 
     /// Note that the height is now in `step` of `round`, timing the step it leaves.
+    /// Also keeps the `round` gauge current and counts rounds started past a height's first.
     fn enter_step(&mut self, height: u64, round: u32, step: ConsensusStep) {
+        let new_round = self.step_clock.round_of(height) != Some(round);
         if let Some((left, lasted)) = self.step_clock.enter(height, round, step) {
             self.metrics.observe_step(left, lasted);
+        }
+        if new_round {
+            self.metrics.set_round(round);
         }
     }
 
@@ -1015,6 +1020,12 @@ impl Default for StepClock {
 }
 
 impl StepClock {
+    /// The round the clock is in at `height`, if it is at `height`.
+    fn round_of(&self, height: u64) -> Option<u32> {
+        self.at
+            .and_then(|(at, round, _)| (at == height).then_some(round))
+    }
+
     /// Enter `step` of (`height`, `round`). Returns the step left and how long it lasted;
     /// `None` when nothing changed or nothing was being timed.
     fn enter(
@@ -1064,6 +1075,8 @@ mod tests {
         let mut clock = StepClock::default();
         assert_eq!(clock.enter(5, 0, ConsensusStep::Propose), None);
         assert_eq!(clock.enter(5, 0, ConsensusStep::Propose), None, "no change");
+        assert_eq!(clock.round_of(5), Some(0));
+        assert_eq!(clock.round_of(6), None, "another height");
         let (left, _) = clock
             .enter(5, 0, ConsensusStep::Prevote)
             .expect("propose ended");

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub height: AtomicU64,
     /// Current consensus round.
     pub round: AtomicU64,
+    /// Rounds started past round 0 of their height (a proposer that was down or slow).
+    pub extra_rounds: AtomicU64,
     /// Connected peers.
     pub peers: AtomicU64,
     /// Pending txs.
@@ -185,6 +187,7 @@ impl Default for Metrics {
             started: Instant::now(),
             height: AtomicU64::new(0),
             round: AtomicU64::new(0),
+            extra_rounds: AtomicU64::new(0),
             peers: AtomicU64::new(0),
             mempool_txs: AtomicU64::new(0),
             mempool_bytes: AtomicU64::new(0),
@@ -205,6 +208,15 @@ impl Metrics {
     /// Record the latest height.
     pub fn set_height(&self, height: u64) {
         self.height.store(height, Ordering::Relaxed);
+    }
+
+    /// Record the round the current height is in; a round past 0 also counts in
+    /// `extra_rounds`. Called once per round entered.
+    pub fn set_round(&self, round: u32) {
+        self.round.store(u64::from(round), Ordering::Relaxed);
+        if round > 0 {
+            self.extra_rounds.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Record the mempool size.
@@ -251,6 +263,12 @@ impl Metrics {
             "gauge",
             "Current consensus round.",
             load(&self.round),
+        );
+        metric(
+            "extra_rounds_total",
+            "counter",
+            "Rounds started past round 0 of their height: a proposer was down, slow or faulty.",
+            load(&self.extra_rounds),
         );
         metric("peers", "gauge", "Connected peers.", load(&self.peers));
         metric(
@@ -380,6 +398,18 @@ mod tests {
         let text = m.render();
         assert!(text.contains("# TYPE gongzhi_height gauge\ngongzhi_height 42\n"));
         assert!(text.contains("gongzhi_committed_txs_total 0"));
+    }
+
+    #[test]
+    fn rounds_past_the_first_are_counted() {
+        let m = Metrics::default();
+        m.set_round(0);
+        m.set_round(1);
+        m.set_round(2);
+        m.set_round(0);
+        let text = m.render();
+        assert!(text.contains("\ngongzhi_round 0\n"), "{text}");
+        assert!(text.contains("\ngongzhi_extra_rounds_total 2\n"), "{text}");
     }
 
     #[test]

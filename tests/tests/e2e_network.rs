@@ -140,6 +140,12 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
     }
 
     // Kill -9 one validator under load: the others keep committing; acknowledged txs stay.
+    let metrics_port = net.record.nodes[0].metrics_port;
+    let extra_rounds = || {
+        let text = scrape_metrics(metrics_port).ok()?;
+        metric_value(&text, "gongzhi_extra_rounds_total")
+    };
+    let rounds_before = extra_rounds().context("node 0 reports no extra_rounds_total")?;
     let issuer_key = demo::demo_key("e2e", "huaxia-property", "operator");
     let next_nonce = client.nonce(&issuer_key.public())? + 1;
     let txs = awards(&net, "huaxia-property", next_nonce, 60);
@@ -156,6 +162,10 @@ fn validators_agree_survive_a_crash_and_reject_bad_txs() -> Result<()> {
     }
     let before = net.height(0).context("node 0 down")?;
     net.wait_height(0, before + 2, DEADLINE)?;
+    // Node 3's turns to propose now time out into round 1, and operators can see it.
+    wait_until("node 0 to count a round past the first", DEADLINE, || {
+        extra_rounds().filter(|n| *n > rounds_before)
+    })?;
     net.nodes[3].start()?;
     let tip = net.height(0).context("node 0 down")?;
     net.wait_height(3, tip, DEADLINE)?;
