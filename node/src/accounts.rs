@@ -1,6 +1,7 @@
 //! Signer and member lookups on the latest committed state, for the mempool and peer gating.
 
 use gongzhi_contracts::governance::{self, OrgStatus, Organisation};
+use gongzhi_ledger::state::ReadCache;
 use gongzhi_ledger::{PublicKey, StateReader};
 
 use crate::chain::Chain;
@@ -34,6 +35,16 @@ impl AccountView for LatestAccounts {
     fn committed_nonce(&self, signer: &PublicKey) -> Option<u64> {
         let state = self.chain.store().latest_state().ok()?;
         committed_nonce(&state, signer)
+    }
+
+    /// One snapshot for all, and each organisation's status read once (a block's signers
+    /// share a few organisations).
+    fn committed_nonces(&self, signers: &[PublicKey]) -> Vec<Option<u64>> {
+        let Ok(state) = self.chain.store().latest_state() else {
+            return vec![None; signers.len()];
+        };
+        let state = ReadCache::new(state);
+        signers.iter().map(|s| committed_nonce(&state, s)).collect()
     }
 }
 
@@ -80,5 +91,26 @@ mod tests {
             codec::to_bytes(&OrgStatus::Suspended),
         );
         assert_eq!(committed_nonce(&state, &member), None);
+    }
+
+    #[test]
+    fn nonces_read_together_match_nonces_read_alone() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let chain = Chain::open(dir.path(), &demo_genesis())?;
+        let accounts = LatestAccounts::new(chain);
+        let signers = [
+            operator_key("yuetan-street").public(),
+            Keypair::from_secret([9; 32]).public(),
+            operator_key("zhanlan-street").public(),
+            operator_key("yuetan-street").public(),
+        ];
+        let together = accounts.committed_nonces(&signers);
+        let alone: Vec<Option<u64>> = signers
+            .iter()
+            .map(|s| accounts.committed_nonce(s))
+            .collect();
+        assert_eq!(together, alone);
+        assert_eq!(together, vec![Some(0), None, Some(0), Some(0)]);
+        Ok(())
     }
 }

@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::chain::{certificate_from_votes, Chain, Executed, SyncedBlock};
 use crate::config::ConsensusSection;
-use crate::mempool::{AccountView, Mempool, MempoolError, TxVerifier};
+use crate::mempool::{AccountView, Mempool, MempoolError, SignerFloors, TxVerifier};
 use crate::metrics::{ConsensusStep, Execution, Metrics};
 use crate::network::{MessageId, NetworkEvent, NetworkHandle, PeerId, Validation};
 use crate::signer::{ChainSigner, ChainVerifier};
@@ -849,8 +849,10 @@ impl Driver {
                 .fetch_add(interval, Relaxed);
         }
         {
+            // Read before locking: gossip ingest and the API admit txs meanwhile.
+            let floors = SignerFloors::read(signers, self.accounts.as_ref());
             let mut pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
-            pool.update_signers(signers, self.accounts.as_ref());
+            pool.apply_floors(floors);
             self.metrics.set_mempool(pool.len(), pool.total_bytes());
         }
         self.last_commit = Some(cert);

@@ -106,6 +106,27 @@ pub trait AccountView {
     /// The signer's last committed nonce (0 if none), or `None` when the key is not an
     /// operator key of an active organisation.
     fn committed_nonce(&self, signer: &PublicKey) -> Option<u64>;
+
+    /// [`AccountView::committed_nonce`] of each of `signers`, in order. A view over a store
+    /// answers them all from one snapshot.
+    fn committed_nonces(&self, signers: &[PublicKey]) -> Vec<Option<u64>> {
+        signers.iter().map(|s| self.committed_nonce(s)).collect()
+    }
+}
+
+/// Committed nonces of signers, read after a commit and before taking the pool's lock
+/// ([`SignerFloors::read`]), then applied under it ([`Mempool::apply_floors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerFloors(Vec<(PublicKey, Option<u64>)>);
+
+impl SignerFloors {
+    /// The committed nonces of `touched` (in any order, repeated).
+    pub fn read(mut touched: Vec<PublicKey>, accounts: &dyn AccountView) -> SignerFloors {
+        touched.sort();
+        touched.dedup();
+        let nonces = accounts.committed_nonces(&touched);
+        SignerFloors(touched.into_iter().zip(nonces).collect())
+    }
 }
 
 #[derive(Debug)]
@@ -356,12 +377,15 @@ impl Mempool {
     }
 
     /// [`Mempool::update`] given only the committed txs' signers (in any order, repeated).
-    pub fn update_signers(&mut self, mut touched: Vec<PublicKey>, accounts: &dyn AccountView) {
+    pub fn update_signers(&mut self, touched: Vec<PublicKey>, accounts: &dyn AccountView) {
+        self.apply_floors(SignerFloors::read(touched, accounts));
+    }
+
+    /// After a commit: drop each signer's txs at or below its committed nonce (all of them for a
+    /// signer that is no longer an active member).
+    pub fn apply_floors(&mut self, floors: SignerFloors) {
         self.nonces.clear();
-        touched.sort();
-        touched.dedup();
-        for signer in touched {
-            let floor = accounts.committed_nonce(&signer);
+        for (signer, floor) in floors.0 {
             // Read after the commit: the next admission from this signer can use it.
             self.nonces.insert(signer, floor);
             let Some(queue) = self.by_signer.get_mut(&signer) else {
