@@ -45,7 +45,7 @@ pub struct Metrics {
     /// Time spent in each consensus step, indexed by [`ConsensusStep::index`].
     pub steps: [Histogram; ConsensusStep::ALL.len()],
     /// Time to execute a block: building our proposal, or checking a peer's.
-    pub execution: [Histogram; 2],
+    pub execution: [Histogram; Execution::ALL.len()],
 }
 
 /// A phase of a height as the driver sees it, for the `gongzhi_consensus_step_seconds`
@@ -112,6 +112,14 @@ pub enum Execution {
 }
 
 impl Execution {
+    /// Both kinds, in the order they are rendered.
+    pub const ALL: [Execution; 2] = [Execution::Build, Execution::Verify];
+
+    /// Position in [`Execution::ALL`] and in [`Metrics::execution`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     fn label(self) -> &'static str {
         match self {
             Execution::Build => "build",
@@ -237,7 +245,7 @@ impl Metrics {
 
     /// Record the time one block execution took.
     pub fn observe_execution(&self, kind: Execution, duration: Duration) {
-        self.execution[kind as usize].observe(duration);
+        self.execution[kind.index()].observe(duration);
     }
 
     /// Connected peers.
@@ -344,8 +352,8 @@ impl Metrics {
         out.push_str(
             "# HELP gongzhi_block_execution_seconds Time to execute a block: build (our proposal) or verify (a peer's).\n# TYPE gongzhi_block_execution_seconds histogram\n",
         );
-        for kind in [Execution::Build, Execution::Verify] {
-            self.execution[kind as usize].render(
+        for kind in Execution::ALL {
+            self.execution[kind.index()].render(
                 &mut out,
                 "block_execution_seconds",
                 ("kind", kind.label()),

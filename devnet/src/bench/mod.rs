@@ -144,13 +144,15 @@ fn tune_config(home: &std::path::Path, options: &BenchOptions) -> Result<()> {
 
 /// Set `[table] key = value` in `config`, keeping the table's other entries.
 fn set(config: &mut toml::Table, table: &str, key: &str, value: i64) {
-    let mut entries = config
-        .get(table)
-        .and_then(toml::Value::as_table)
-        .cloned()
-        .unwrap_or_default();
-    entries.insert(key.into(), toml::Value::Integer(value));
-    config.insert(table.into(), toml::Value::Table(entries));
+    let entry = config
+        .entry(table)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !entry.is_table() {
+        *entry = toml::Value::Table(toml::Table::new());
+    }
+    if let Some(entries) = entry.as_table_mut() {
+        entries.insert(key.into(), toml::Value::Integer(value));
+    }
 }
 
 fn load_average() -> Option<f64> {
