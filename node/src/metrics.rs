@@ -128,6 +128,23 @@ impl Execution {
     }
 }
 
+/// Append histogram family `gongzhi_{name}` (HELP, TYPE, then each series under `label`).
+fn histogram_family<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: impl IntoIterator<Item = (&'static str, &'a Histogram)>,
+) {
+    let _ = writeln!(
+        out,
+        "# HELP gongzhi_{name} {help}\n# TYPE gongzhi_{name} histogram"
+    );
+    for (value, histogram) in series {
+        histogram.render(out, name, (label, value));
+    }
+}
+
 /// Upper bounds of the duration buckets, seconds: 1 ms to 10 s, roughly ×2.5 apart.
 const BUCKETS_SECONDS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -339,26 +356,20 @@ impl Metrics {
             "Seconds since the node started.",
             self.started.elapsed().as_secs(),
         );
-        out.push_str(
-            "# HELP gongzhi_consensus_step_seconds Time a height spends in each step: propose (until our prevote), prevote (until our precommit), precommit (until decided), commit (until stored), wait (until the next height starts).\n# TYPE gongzhi_consensus_step_seconds histogram\n",
+        histogram_family(
+            &mut out,
+            "consensus_step_seconds",
+            "Time a height spends in each step: propose (until our prevote), prevote (until our precommit), precommit (until decided), commit (until stored), wait (until the next height starts).",
+            "step",
+            ConsensusStep::ALL.map(|step| (step.label(), &self.steps[step.index()])),
         );
-        for step in ConsensusStep::ALL {
-            self.steps[step.index()].render(
-                &mut out,
-                "consensus_step_seconds",
-                ("step", step.label()),
-            );
-        }
-        out.push_str(
-            "# HELP gongzhi_block_execution_seconds Time to execute a block: build (our proposal) or verify (a peer's).\n# TYPE gongzhi_block_execution_seconds histogram\n",
+        histogram_family(
+            &mut out,
+            "block_execution_seconds",
+            "Time to execute a block: build (our proposal) or verify (a peer's).",
+            "kind",
+            Execution::ALL.map(|kind| (kind.label(), &self.execution[kind.index()])),
         );
-        for kind in Execution::ALL {
-            self.execution[kind.index()].render(
-                &mut out,
-                "block_execution_seconds",
-                ("kind", kind.label()),
-            );
-        }
         out
     }
 
