@@ -27,9 +27,13 @@ pub mod tags {
     pub const GENESIS: &str = "gongzhi/genesis/v1";
     /// Keys and values of the authenticated state tree.
     pub const STATE: &str = "gongzhi/state/v1";
+    /// The key (derived from this context) of the state tree's leaf hashes.
+    pub const STATE_LEAF: &str = "gongzhi/state-leaf/v1";
+    /// The key (derived from this context) of the state tree's internal-node hashes.
+    pub const STATE_INTERNAL: &str = "gongzhi/state-internal/v1";
 
     /// Every tag above.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 11] = [
         TX,
         HEADER,
         VALIDATOR_SET,
@@ -39,12 +43,14 @@ pub mod tags {
         COMMIT,
         GENESIS,
         STATE,
+        STATE_LEAF,
+        STATE_INTERNAL,
     ];
 }
 
 /// The tags of [`tags::ALL`], each with its blake3 context key (the hash of the context string
 /// that key derivation starts from), computed once.
-static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 9]> =
+static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 11]> =
     std::sync::LazyLock::new(|| {
         tags::ALL.map(|tag| (tag, blake3::hazmat::hash_derive_key_context(tag)))
     });

@@ -42,9 +42,71 @@ pub struct RootTree {
     hasher: TreeHasher,
 }
 
-/// The tree's hash function — [`StateHasher`](super::StateHasher)'s blake3 under
-/// `gongzhi/state/v1` — with one blake3 state reset between hashes, instead of a fresh ~2 KB
-/// state built and moved for every 80-byte node hash.
+/// Which of jmt's two node kinds a node hash is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NodeKind {
+    /// `H(LEAF_DOMAIN ‖ key hash ‖ value hash)`.
+    Leaf,
+    /// `H(INTERNAL_DOMAIN ‖ left half ‖ right half)`.
+    Internal,
+}
+
+impl NodeKind {
+    const ALL: [NodeKind; 2] = [NodeKind::Leaf, NodeKind::Internal];
+
+    fn domain(self) -> &'static [u8] {
+        match self {
+            NodeKind::Leaf => LEAF_DOMAIN,
+            NodeKind::Internal => INTERNAL_DOMAIN,
+        }
+    }
+
+    /// The node kind and the two halves if `input` is a node hash's input: a domain separator
+    /// followed by exactly 64 bytes.
+    fn of_input(input: &[u8]) -> Option<(NodeKind, &[u8])> {
+        NodeKind::ALL.into_iter().find_map(|kind| {
+            let domain = kind.domain();
+            (input.len() == domain.len() + 64 && input.starts_with(domain))
+                .then(|| (kind, &input[domain.len()..]))
+        })
+    }
+
+    fn key(self) -> &'static [u8; 32] {
+        static KEYS: std::sync::LazyLock<[[u8; 32]; 2]> = std::sync::LazyLock::new(|| {
+            [
+                blake3::derive_key(tags::STATE_LEAF, b""),
+                blake3::derive_key(tags::STATE_INTERNAL, b""),
+            ]
+        });
+        &KEYS[self as usize]
+    }
+
+    /// The node's hash: blake3 keyed for its kind over its 64 bytes, one compression.
+    fn hash(self, halves: &[u8]) -> [u8; 32] {
+        *blake3::keyed_hash(self.key(), halves).as_bytes()
+    }
+}
+
+/// The longest input that can be a node's: the internal domain separator and two hashes.
+pub(super) const NODE_INPUT_MAX: usize = 16 + 64;
+
+/// The state tree's hash function `H`, for keys, values, leaves and internal nodes. A node's
+/// input — jmt's domain separator followed by two 32-byte hashes — is hashed by blake3 keyed
+/// for its kind (keys derived from `gongzhi/state-leaf/v1` and `gongzhi/state-internal/v1`)
+/// over the 64 bytes after the separator: one compression, where blake3 over all 77 or 80
+/// bytes takes two. Any other input is hashed by blake3 under the `gongzhi/state/v1`
+/// derivation context. The three keys differ, so the three cases cannot collide with each other
+/// short of a blake3 collision; jmt's separators still tell the two node kinds apart.
+pub(super) fn state_hash(input: &[u8]) -> [u8; 32] {
+    match NodeKind::of_input(input) {
+        Some((kind, halves)) => kind.hash(halves),
+        None => Hash::tagged(tags::STATE, input).0,
+    }
+}
+
+/// [`state_hash`] for many inputs in a row: one blake3 state under `gongzhi/state/v1`, reset
+/// between hashes, instead of a fresh ~2 KB state built for every key and value, and the node
+/// hashes straight from their halves.
 pub(super) struct TreeHasher(blake3::Hasher);
 
 impl Default for TreeHasher {
@@ -60,27 +122,22 @@ impl std::fmt::Debug for TreeHasher {
 }
 
 impl TreeHasher {
-    /// The hash of `bytes`.
+    /// `H(bytes)`: a key or a value (or, if it has a node's shape, as that node).
     pub(super) fn hash(&mut self, bytes: &[u8]) -> [u8; 32] {
+        if let Some((kind, halves)) = NodeKind::of_input(bytes) {
+            return kind.hash(halves);
+        }
         self.0.reset();
         self.0.update(bytes);
         *self.0.finalize().as_bytes()
     }
 
-    /// The hash of `domain ‖ left ‖ right` (a leaf or an inner node), assembled on the stack
-    /// so blake3 sees one input instead of three.
-    pub(super) fn hash_pair(
-        &mut self,
-        domain: &[u8],
-        left: &[u8; 32],
-        right: &[u8; 32],
-    ) -> [u8; 32] {
-        let mut input = [0u8; 16 + 64];
-        let len = domain.len() + 64;
-        input[..domain.len()].copy_from_slice(domain);
-        input[domain.len()..domain.len() + 32].copy_from_slice(left);
-        input[domain.len() + 32..len].copy_from_slice(right);
-        self.hash(&input[..len])
+    /// `H(domain ‖ left ‖ right)` for a node of `kind`.
+    pub(super) fn hash_pair(&self, kind: NodeKind, left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+        let mut halves = [0u8; 64];
+        halves[..32].copy_from_slice(left);
+        halves[32..].copy_from_slice(right);
+        kind.hash(&halves)
     }
 }
 
@@ -130,7 +187,7 @@ impl RootTree {
                 let key_hash = hasher.hash(key);
                 let leaf = value.as_ref().map(|value| {
                     let value_hash = hasher.hash(value);
-                    hasher.hash_pair(LEAF_DOMAIN, &key_hash, &value_hash)
+                    hasher.hash_pair(NodeKind::Leaf, &key_hash, &value_hash)
                 });
                 (key_hash, leaf)
             })
@@ -245,7 +302,7 @@ impl Internal {
                 }
             };
             let (left, right) = (part(start), part(start + half));
-            hasher.hash_pair(INTERNAL_DOMAIN, &left, &right)
+            hasher.hash_pair(NodeKind::Internal, &left, &right)
         }
     }
 }

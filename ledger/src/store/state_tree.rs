@@ -1,4 +1,4 @@
-//! The authenticated state: a Jellyfish Merkle tree hashed with blake3 under `gongzhi/state/v1`.
+//! The authenticated state: a Jellyfish Merkle tree hashed with blake3 ([`StateHasher`]).
 //!
 //! The tree's version is the block height: version 0 is the genesis state, version h the state
 //! after block h. Keys are hashed to [`KeyHash`]es with [`StateHasher`]; the tree never sees raw
@@ -22,35 +22,56 @@ use rocksdb::{ColumnFamily, DB};
 
 use super::columns;
 use super::node_cache::NodeCache;
-use super::root_tree::TreeHasher;
+use super::root_tree::{state_hash, TreeHasher, NODE_INPUT_MAX};
 use super::tree_insert::{self, NodeSource, NodeView};
 use crate::fast_hash::FastMap;
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
 use crate::LedgerError;
 
-/// blake3 keyed by the `gongzhi/state/v1` derivation context: the tree's only hash function,
-/// for keys, values, leaves and inner nodes.
+/// The tree's hash function ([`root_tree::state_hash`](super::root_tree::state_hash): blake3
+/// under `gongzhi/state/v1` for keys and values, one keyed compression per leaf and internal
+/// node) behind jmt's streaming `SimpleHasher` interface. Input that could be a node's is
+/// gathered and hashed at once when finished; longer input streams into blake3.
 #[derive(Clone, Debug)]
-pub struct StateHasher(blake3::Hasher);
+pub struct StateHasher {
+    short: [u8; NODE_INPUT_MAX],
+    len: usize,
+    long: Option<blake3::Hasher>,
+}
 
 impl SimpleHasher for StateHasher {
     fn new() -> Self {
-        // Deriving the context key costs one blake3 compression; do it once and clone.
-        static PROTOTYPE: OnceLock<blake3::Hasher> = OnceLock::new();
-        StateHasher(
-            PROTOTYPE
-                .get_or_init(|| blake3::Hasher::new_derive_key(tags::STATE))
-                .clone(),
-        )
+        StateHasher {
+            short: [0; NODE_INPUT_MAX],
+            len: 0,
+            long: None,
+        }
     }
 
     fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        if let Some(long) = &mut self.long {
+            long.update(data);
+        } else if let Some(room) = self.short.get_mut(self.len..self.len + data.len()) {
+            room.copy_from_slice(data);
+            self.len += data.len();
+        } else {
+            // Deriving the context key costs one blake3 compression; do it once and clone.
+            static PROTOTYPE: OnceLock<blake3::Hasher> = OnceLock::new();
+            let mut long = PROTOTYPE
+                .get_or_init(|| blake3::Hasher::new_derive_key(tags::STATE))
+                .clone();
+            long.update(&self.short[..self.len]);
+            long.update(data);
+            self.long = Some(long);
+        }
     }
 
     fn finalize(self) -> [u8; 32] {
-        *self.0.finalize().as_bytes()
+        match self.long {
+            Some(long) => *long.finalize().as_bytes(),
+            None => state_hash(&self.short[..self.len]),
+        }
     }
 }
 
@@ -554,5 +575,62 @@ mod tests {
     fn hasher_is_domain_separated() {
         assert_ne!(StateHasher::hash(b"k"), *blake3::hash(b"k").as_bytes());
         assert_eq!(StateHasher::hash(b"k"), Hash::tagged(tags::STATE, b"k").0);
+    }
+
+    /// jmt feeds a node's separator and halves in three calls, values in one: however the input
+    /// is split, `StateHasher` gives what the tree's own hasher gives for the whole of it. Node
+    /// inputs get the keyed one-compression hash (distinct per kind); anything else, including
+    /// a separator followed by the wrong length, the `gongzhi/state/v1` hash.
+    #[test]
+    fn streamed_and_whole_inputs_hash_alike() {
+        use crate::store::root_tree::NodeKind;
+        let halves: Vec<u8> = (0..64u8).collect();
+        let node = |domain: &[u8], tail: &[u8]| [domain, tail].concat();
+        let leaf = node(b"JMT::LeafNode", &halves);
+        let internal = node(b"JMT::IntrnalNode", &halves);
+        let inputs = [
+            b"k".to_vec(),
+            leaf.clone(),
+            internal.clone(),
+            node(b"JMT::IntrnalNode", &halves[..63]),
+            node(b"JMT::IntrnalNode", &[halves.as_slice(), &[0]].concat()),
+            vec![7; 80],
+            vec![9; 1_000],
+            Vec::new(),
+        ];
+        let mut tree_hasher = TreeHasher::default();
+        for input in &inputs {
+            let whole = tree_hasher.hash(input);
+            for piece in [1, 13, 16, 32, 80, 1_000] {
+                let mut streamed = StateHasher::new();
+                for chunk in input.chunks(piece) {
+                    streamed.update(chunk);
+                }
+                assert_eq!(
+                    streamed.finalize(),
+                    whole,
+                    "{} bytes in pieces of {piece}",
+                    input.len()
+                );
+            }
+            let is_node = *input == leaf || *input == internal;
+            assert_eq!(
+                whole == Hash::tagged(tags::STATE, input).0,
+                !is_node,
+                "{} bytes",
+                input.len()
+            );
+        }
+        let (a, b) = halves.split_at(32);
+        let (a, b): (&[u8; 32], &[u8; 32]) = (a.try_into().unwrap(), b.try_into().unwrap());
+        assert_eq!(
+            tree_hasher.hash_pair(NodeKind::Leaf, a, b),
+            tree_hasher.hash(&leaf)
+        );
+        assert_eq!(
+            tree_hasher.hash_pair(NodeKind::Internal, a, b),
+            tree_hasher.hash(&internal)
+        );
+        assert_ne!(tree_hasher.hash(&leaf), tree_hasher.hash(&internal));
     }
 }

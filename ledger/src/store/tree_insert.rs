@@ -22,7 +22,7 @@
 use jmt::storage::NodeKey;
 use jmt::Version;
 
-use super::root_tree::{nibble, TreeHasher, INTERNAL_DOMAIN, LEAF_DOMAIN, PLACEHOLDER};
+use super::root_tree::{nibble, NodeKind, TreeHasher, PLACEHOLDER};
 use crate::hash::Hash;
 use crate::LedgerError;
 
@@ -208,7 +208,7 @@ impl<S: NodeSource> Builder<'_, S> {
         push_varint(&mut bytes, NODE_LEAF);
         bytes.extend_from_slice(key_hash);
         bytes.extend_from_slice(value_hash);
-        let hash = self.hasher.hash_pair(LEAF_DOMAIN, key_hash, value_hash);
+        let hash = self.hasher.hash_pair(NodeKind::Leaf, key_hash, value_hash);
         self.nodes
             .push((node_key(self.version, key_hash, depth), bytes));
         Slot {
@@ -249,7 +249,7 @@ fn range_hash(
             let half = width / 2;
             let left = range_hash(hasher, slots, start, half);
             let right = range_hash(hasher, slots, start + half, half);
-            hasher.hash_pair(INTERNAL_DOMAIN, &left, &right)
+            hasher.hash_pair(NodeKind::Internal, &left, &right)
         }
     }
 }
