@@ -249,13 +249,21 @@ fn run(
 pub struct FlatState(FastMap<Vec<u8>, Vec<u8>>);
 
 impl FlatState {
-    /// Apply a block's changes.
+    /// Apply a block's changes. An overwritten value is copied into the old one's buffer
+    /// (most changes overwrite: nonces, balances, list heads), so neither its key nor, when it
+    /// fits, its value allocates.
     pub fn apply(&mut self, changes: &StateChanges) {
         for (key, value) in changes {
             match value {
-                Some(value) => {
-                    self.0.insert(key.clone(), value.clone());
-                }
+                Some(value) => match self.0.get_mut(key.as_slice()) {
+                    Some(held) => {
+                        held.clear();
+                        held.extend_from_slice(value);
+                    }
+                    None => {
+                        self.0.insert(key.clone(), value.clone());
+                    }
+                },
                 None => {
                     self.0.remove(key);
                 }
@@ -574,16 +582,9 @@ fn compare_receipts(
             ),
         });
     }
-    let root = Block::compute_receipts_root(replayed);
-    if root != block.header.receipts_root {
-        return Err(ReplayError::HeaderMismatch {
-            height,
-            field: "receipts_root",
-            header: block.header.receipts_root,
-            replayed: root,
-            source_of_truth: "re-execution",
-        });
-    }
+    // The replayed receipts equal the exported ones, which a worker checked against the
+    // header's receipts root (`RecordedReceiptsAltered` otherwise): the root holds for the
+    // replayed receipts without hashing them again.
     Ok(())
 }
 
