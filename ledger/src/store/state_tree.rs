@@ -621,8 +621,9 @@ mod tests {
                 input.len()
             );
         }
-        let (a, b) = halves.split_at(32);
-        let (a, b): (&[u8; 32], &[u8; 32]) = (a.try_into().unwrap(), b.try_into().unwrap());
+        let a: [u8; 32] = std::array::from_fn(|i| halves[i]);
+        let b: [u8; 32] = std::array::from_fn(|i| halves[32 + i]);
+        let (a, b) = (&a, &b);
         assert_eq!(
             tree_hasher.hash_pair(NodeKind::Leaf, a, b),
             tree_hasher.hash(&leaf)
