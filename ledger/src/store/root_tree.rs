@@ -154,8 +154,19 @@ struct Leaf {
     hash: [u8; 32],
 }
 
+/// Laid out in the order a visit touches it (`repr(C)`): the bitmaps, then the child slots,
+/// then the hashes. A node deep in a large tree is usually cold when a block reaches it, so
+/// each cache line a visit reads is likely a miss.
 #[derive(Debug)]
+#[repr(C)]
 struct Internal {
+    /// Bitmap of the slots whose subtree changed since the last rehash.
+    dirty: u16,
+    /// Bitmap of the slots holding a child, kept as children come and go, so neither a rehash
+    /// nor the check for a lone leaf reads all sixteen slots.
+    present: u16,
+    /// Bitmap of the slots holding a leaf (a subset of `present`).
+    leaves: u16,
     children: [Option<Node>; 16],
     /// Each child's hash as of the last rehash; slots in `dirty` are stale. Kept here so a
     /// rehash reads only the children that changed, not all sixteen.
@@ -164,8 +175,6 @@ struct Internal {
     /// width)]` for widths 2, 4, 8 and 16; the last one is the node's hash. A rehash recomputes
     /// only the ranges that hold a dirty slot.
     ranges: [[u8; 32]; 15],
-    /// Bitmap of the slots whose subtree changed since the last rehash.
-    dirty: u16,
 }
 
 /// One change to the tree: a key hash and its new leaf hash (`None` deletes the key).
@@ -239,29 +248,48 @@ impl Node {
 impl Internal {
     fn empty() -> Box<Internal> {
         Box::new(Internal {
+            dirty: 0,
+            present: 0,
+            leaves: 0,
             children: Default::default(),
             child_hashes: [PLACEHOLDER; 16],
             ranges: [PLACEHOLDER; 15],
-            dirty: 0,
         })
+    }
+
+    /// Record what `slot` now holds in the `present` and `leaves` bitmaps, and mark it dirty.
+    fn note_changed(&mut self, slot: usize) {
+        let bit = 1u16 << slot;
+        let (present, leaf) = match &self.children[slot] {
+            None => (false, false),
+            Some(Node::Leaf(_)) => (true, true),
+            Some(Node::Internal(_)) => (true, false),
+        };
+        self.present = if present {
+            self.present | bit
+        } else {
+            self.present & !bit
+        };
+        self.leaves = if leaf {
+            self.leaves | bit
+        } else {
+            self.leaves & !bit
+        };
+        self.dirty |= bit;
     }
 
     /// Bring the hashes up to date with the children (already rehashed themselves): the dirty
     /// children's hashes, then, bottom-up, every range holding a dirty slot.
     fn rehash(&mut self, hasher: &mut TreeHasher) {
-        let mut present: u16 = 0;
-        let mut leaves: u16 = 0;
-        for (slot, child) in self.children.iter_mut().enumerate() {
-            if let Some(child) = child {
-                present |= 1 << slot;
-                if matches!(child, Node::Leaf(_)) {
-                    leaves |= 1 << slot;
-                }
-                if self.dirty & (1 << slot) != 0 {
-                    self.child_hashes[slot] = child.hash();
-                }
+        let mut dirty = self.dirty & self.present;
+        while dirty != 0 {
+            let slot = dirty.trailing_zeros() as usize;
+            dirty &= dirty - 1;
+            if let Some(child) = &self.children[slot] {
+                self.child_hashes[slot] = child.hash();
             }
         }
+        let (present, leaves) = (self.present, self.leaves);
         for width in [2u32, 4, 8, 16] {
             for start in (0..16).step_by(width as usize) {
                 if self.dirty & range_mask(start, width) != 0 {
@@ -397,7 +425,7 @@ fn update(
                 let mut internal = Internal::empty();
                 let at = nibble(&lone.key_hash, depth);
                 internal.children[at] = Some(Node::Leaf(lone));
-                internal.dirty = 1 << at;
+                internal.note_changed(at);
                 *slot = Some(Node::Internal(internal));
             }
         }
@@ -415,14 +443,12 @@ fn update(
             .unwrap_or(rest.len());
         let (group, tail) = rest.split_at(len);
         added += update(&mut internal.children[child], depth + 1, group, hasher);
-        internal.dirty |= 1 << child;
+        internal.note_changed(child);
         rest = tail;
     }
-    let mut children = internal.children.iter().flatten();
-    if matches!(
-        (children.next(), children.next()),
-        (Some(Node::Leaf(_)), None) | (None, _)
-    ) {
+    if internal.present.count_ones() == 0
+        || (internal.present.count_ones() == 1 && internal.leaves == internal.present)
+    {
         // One leaf (or nothing) left: it takes this node's place.
         let lone = internal.children.iter_mut().find_map(Option::take);
         *slot = lone;
