@@ -970,6 +970,105 @@ async fn authorization_api_end_to_end() {
         "{text}{}",
         String::from_utf8_lossy(&bench.stderr)
     );
+    // Last: it registers datasets the counts above do not expect.
+    submit_txs_admits_each_tx_on_its_own(&mut net).await;
+}
+
+/// `SubmitTxs`: each tx gets the verdict `SubmitTx` would give it, in request order, and one
+/// bad tx does not stop its neighbours; the admitted ones commit. An empty or oversized call is
+/// refused as a whole.
+async fn submit_txs_admits_each_tx_on_its_own(net: &mut TestNet) {
+    use gongzhi_proto::v1::{GetReceiptRequest, SubmitTxsRequest};
+    let key = net.keys["sanlihe-service"].clone();
+    let nonce = net.client.next_nonce(&key.public()).await.unwrap();
+    let dataset = |i: u64| Call::RegisterDataset {
+        id: gongzhi_contracts::DatasetId(format!("batch-{i}")),
+        name: format!("Batch {i}"),
+        fields: vec![field("n", Sensitivity::Public)],
+    };
+    let good: Vec<gongzhi_ledger::Tx> = (0..3)
+        .map(|i| dataset(i).sign(&key, &net.chain_id, nonce + i))
+        .collect();
+    let mut forged = dataset(9).sign(&key, &net.chain_id, nonce + 9);
+    forged.body.nonce += 1;
+    let wrong_chain = dataset(10).sign(&key, "another-chain", nonce + 10);
+    let txs = vec![
+        good[0].encode(),
+        forged.encode(),
+        good[1].encode(),
+        wrong_chain.encode(),
+        vec![0xff; 40],
+        good[0].encode(),
+        good[2].encode(),
+    ];
+    let results = net
+        .client
+        .ledger
+        .submit_txs(SubmitTxsRequest { txs })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let codes: Vec<Code> = results.iter().map(|r| Code::from_i32(r.code)).collect();
+    assert_eq!(
+        codes,
+        [
+            Code::Ok,
+            Code::Unauthenticated,
+            Code::Ok,
+            Code::InvalidArgument,
+            Code::InvalidArgument,
+            Code::AlreadyExists,
+            Code::Ok,
+        ],
+        "{results:?}"
+    );
+    for (result, tx) in [
+        (&results[0], &good[0]),
+        (&results[2], &good[1]),
+        (&results[6], &good[2]),
+    ] {
+        assert_eq!(result.tx_hash, tx.hash().0.to_vec());
+        assert!(result.message.is_empty());
+    }
+    assert!(
+        results[3].message.contains("another-chain"),
+        "{}",
+        results[3].message
+    );
+    assert!(results[4].tx_hash.is_empty(), "garbage has no hash");
+    for tx in &good {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let receipt = net
+                .client
+                .ledger
+                .get_receipt(GetReceiptRequest {
+                    tx_hash: tx.hash().0.to_vec(),
+                })
+                .await;
+            match receipt {
+                Ok(_) => break,
+                Err(status) if status.code() == Code::NotFound => {
+                    assert!(tokio::time::Instant::now() < deadline, "tx not committed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("GetReceipt: {status}"),
+            }
+        }
+    }
+    for (txs, what) in [
+        (Vec::new(), "empty"),
+        (vec![good[0].encode(); 1_001], "1,001 txs"),
+    ] {
+        let status = net
+            .client
+            .ledger
+            .submit_txs(SubmitTxsRequest { txs })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status}");
+    }
 }
 
 fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {

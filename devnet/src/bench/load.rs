@@ -21,13 +21,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use gongzhi_ledger::{Block, Canonical, Hash};
 use gongzhi_proto::v1::ledger_client::LedgerClient;
-use gongzhi_proto::v1::{GetReceiptRequest, StreamBlocksRequest, SubmitTxRequest};
+use gongzhi_proto::v1::{
+    GetReceiptRequest, StreamBlocksRequest, SubmitTxRequest, SubmitTxsRequest,
+};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::steps::{self, StepTimes};
-use super::workload::Workload;
+use super::workload::{SignedTx, Workload};
 use super::Rate;
 
 /// How to drive the load.
@@ -47,6 +49,9 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// Concurrent submitting tasks.
     pub concurrency: usize,
+    /// Most txs one submitting task sends in one `SubmitTxs` call (1: one `SubmitTx` call
+    /// per tx). Only at `--rate max`; a fixed rate sends each tx when it is due.
+    pub submit_batch: usize,
     /// Most txs submitted and not yet seen committed.
     pub max_inflight: usize,
     /// How long to wait after the window for its txs to commit.
@@ -98,11 +103,15 @@ pub struct LoadOutcome {
     pub interrupted: bool,
 }
 
+/// The most txs in one `SubmitTxs` call (the node's limit).
+pub const MAX_SUBMIT_BATCH: usize = 1_000;
+
 struct Shared {
     workload: Mutex<Workload>,
     /// First submit attempt of every tx not yet seen committed.
     pending: Mutex<HashMap<Hash, Instant>>,
     inflight: Semaphore,
+    submit_batch: usize,
     ticket: AtomicU64,
     submitted: AtomicU64,
     backpressure: AtomicU64,
@@ -147,6 +156,7 @@ async fn connect(addr: &str) -> Result<LedgerClient<Channel>> {
 async fn submit_worker(shared: Arc<Shared>, clients: Vec<LedgerClient<Channel>>, first: usize) {
     let mut node = first % clients.len();
     while !shared.stopping() {
+        let mut take = 1;
         if let Rate::PerSecond(rate) = shared.rate {
             let ticket = shared.ticket.fetch_add(1, Ordering::Relaxed);
             let due = shared.start + Duration::from_secs_f64(ticket as f64 / rate as f64);
@@ -163,43 +173,67 @@ async fn submit_worker(shared: Arc<Shared>, clients: Vec<LedgerClient<Channel>>,
             Ok(permit) => permit.forget(),
             Err(_) => break,
         }
-        let tx = shared
-            .workload
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next_tx();
+        if shared.rate == Rate::Max {
+            // Fill the call with what may be submitted now; never wait to fill it.
+            while take < shared.submit_batch {
+                match shared.inflight.try_acquire() {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => break,
+                }
+                take += 1;
+            }
+        }
+        let txs: Vec<SignedTx> = {
+            let mut workload = shared
+                .workload
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (0..take).map(|_| workload.next_tx()).collect()
+        };
         let first_attempt = Instant::now();
-        shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(tx.hash, first_attempt);
+        {
+            let mut pending = shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for tx in &txs {
+                pending.insert(tx.hash, first_attempt);
+            }
+        }
         let counted = shared.in_window(first_attempt);
         if counted {
-            shared.submitted.fetch_add(1, Ordering::Relaxed);
+            shared
+                .submitted
+                .fetch_add(txs.len() as u64, Ordering::Relaxed);
         }
+        let mut waiting = txs;
         let mut attempt = 0u32;
-        loop {
-            let request = SubmitTxRequest {
-                tx: tx.bytes.clone(),
-                wait_for_commit: false,
-            };
-            let result = clients[node].clone().submit_tx(request).await;
+        while !waiting.is_empty() {
+            let verdicts = submit(&clients[node], &waiting, shared.submit_batch > 1).await;
             node = (node + 1) % clients.len();
-            let status = match result {
-                Ok(_) => break,
-                Err(status) => status,
-            };
-            let retry = matches!(
-                status.code(),
-                tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-            );
-            if status.code() == tonic::Code::ResourceExhausted && shared.in_window(Instant::now()) {
-                shared.backpressure.fetch_add(1, Ordering::Relaxed);
-            }
-            if !retry || shared.interrupted.load(Ordering::SeqCst) || shared.inflight.is_closed() {
+            let mut retry = Vec::new();
+            for (tx, verdict) in waiting.into_iter().zip(verdicts) {
+                let Err(status) = verdict else {
+                    continue;
+                };
+                let retryable = matches!(
+                    status.code(),
+                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                );
+                if status.code() == tonic::Code::ResourceExhausted
+                    && shared.in_window(Instant::now())
+                {
+                    shared.backpressure.fetch_add(1, Ordering::Relaxed);
+                }
+                if retryable
+                    && !shared.interrupted.load(Ordering::SeqCst)
+                    && !shared.inflight.is_closed()
+                {
+                    retry.push(tx);
+                    continue;
+                }
                 if status.code() == tonic::Code::AlreadyExists {
-                    break; // already pending there (gossip was faster): it will commit
+                    continue; // already pending there (gossip was faster): it will commit
                 }
                 if counted {
                     let mut rejected = shared
@@ -212,12 +246,53 @@ async fn submit_worker(shared: Arc<Shared>, clients: Vec<LedgerClient<Channel>>,
                     entry.0 += 1;
                 }
                 shared.forget(&tx.hash);
-                break;
             }
-            attempt += 1;
-            let backoff = Duration::from_millis((5u64 << attempt.min(6)).min(250));
-            tokio::time::sleep(backoff).await;
+            waiting = retry;
+            if !waiting.is_empty() {
+                attempt += 1;
+                let backoff = Duration::from_millis((5u64 << attempt.min(6)).min(250));
+                tokio::time::sleep(backoff).await;
+            }
         }
+    }
+}
+
+/// Submit `txs` to one node and return each one's verdict, in order: one `SubmitTxs` call
+/// when `batched`, else one `SubmitTx` call per tx. A failed call fails each of its txs.
+async fn submit(
+    client: &LedgerClient<Channel>,
+    txs: &[SignedTx],
+    batched: bool,
+) -> Vec<Result<(), tonic::Status>> {
+    if !batched {
+        let mut verdicts = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let request = SubmitTxRequest {
+                tx: tx.bytes.clone(),
+                wait_for_commit: false,
+            };
+            verdicts.push(client.clone().submit_tx(request).await.map(|_| ()));
+        }
+        return verdicts;
+    }
+    let request = SubmitTxsRequest {
+        txs: txs.iter().map(|tx| tx.bytes.clone()).collect(),
+    };
+    match client.clone().submit_txs(request).await {
+        Ok(response) => {
+            let results = response.into_inner().results;
+            (0..txs.len())
+                .map(|i| match results.get(i) {
+                    Some(result) if result.code == tonic::Code::Ok as i32 => Ok(()),
+                    Some(result) => Err(tonic::Status::new(
+                        tonic::Code::from_i32(result.code),
+                        result.message.clone(),
+                    )),
+                    None => Err(tonic::Status::internal("the node returned too few results")),
+                })
+                .collect()
+        }
+        Err(status) => txs.iter().map(|_| Err(status.clone())).collect(),
     }
 }
 
@@ -428,6 +503,7 @@ pub async fn run(
         workload: Mutex::new(workload),
         pending: Mutex::new(HashMap::new()),
         inflight: Semaphore::new(plan.max_inflight.max(1)),
+        submit_batch: plan.submit_batch.clamp(1, MAX_SUBMIT_BATCH),
         ticket: AtomicU64::new(0),
         submitted: AtomicU64::new(0),
         backpressure: AtomicU64::new(0),

@@ -37,6 +37,10 @@ pub enum Rate {
     PerSecond(u64),
 }
 
+/// Txs per submit call by default: a client with many txs to send batches them, and one call
+/// for 16 txs costs the node far less than 16 calls (docs/BENCHMARKS.md, session 14).
+pub const DEFAULT_SUBMIT_BATCH: usize = 16;
+
 /// How to run a bench.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -58,6 +62,8 @@ pub struct BenchOptions {
     pub signers_per_org: usize,
     /// Concurrent submitting tasks.
     pub concurrency: usize,
+    /// Most txs per submit call at `--rate max` (1: one `SubmitTx` call per tx).
+    pub submit_batch: usize,
     /// Most txs submitted and not yet committed.
     pub max_inflight: usize,
     /// The nodes' `[consensus] max_block_txs`.
@@ -85,6 +91,7 @@ impl BenchOptions {
             rate: Rate::Max,
             signers_per_org: 64,
             concurrency: 256,
+            submit_batch: DEFAULT_SUBMIT_BATCH,
             // Past ~2,000 pending txs per block, blocks outgrow the 3 s propose timeout on 2
             // cores and rounds fail (see docs/BENCHMARKS.md); the mempool pushes back only
             // at 100,000, so the bench bounds what it keeps in flight.
@@ -250,6 +257,7 @@ pub fn run(
         warmup: options.warmup,
         signers: workload_signers(options),
         concurrency: options.concurrency,
+        submit_batch: options.submit_batch,
         max_block_txs: options.max_block_txs,
         min_block_interval: options.min_block_interval,
         tx_gossip_interval: options.tx_gossip_interval,
@@ -319,6 +327,7 @@ fn drive(
         warmup: options.warmup,
         duration: options.duration,
         concurrency: options.concurrency,
+        submit_batch: options.submit_batch,
         max_inflight: options.max_inflight,
         drain: options.drain,
         node_pids: devnet.nodes.iter().filter_map(|n| n.pid()).collect(),

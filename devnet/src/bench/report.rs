@@ -27,6 +27,8 @@ pub struct BenchReport {
     pub signers: usize,
     /// Concurrent submitting tasks.
     pub concurrency: usize,
+    /// Most txs per submit call (1: `SubmitTx`, else `SubmitTxs`).
+    pub submit_batch: usize,
     /// Most txs per block in the nodes' config.
     pub max_block_txs: usize,
     /// The nodes' minimum time between blocks, if the bench set it.
@@ -118,12 +120,16 @@ impl fmt::Display for BenchReport {
         };
         writeln!(
             f,
-            "gongzhi devnet bench: {} validators, offered rate {rate}, {:.0} s measured after {:.0} s warm-up, {} signers, {} submitters, max_block_txs {}{}{}{}",
+            "gongzhi devnet bench: {} validators, offered rate {rate}, {:.0} s measured after {:.0} s warm-up, {} signers, {} submitters, {}, max_block_txs {}{}{}{}",
             self.validators,
             secs,
             self.warmup.as_secs_f64(),
             self.signers,
             self.concurrency,
+            match (self.rate, self.submit_batch) {
+                (Rate::Max, batch) if batch > 1 => format!("up to {batch} txs per SubmitTxs call"),
+                _ => "one tx per SubmitTx call".to_string(),
+            },
             self.max_block_txs,
             match self.min_block_interval {
                 Some(interval) => format!(", min_block_interval_ms {}", interval.as_millis()),

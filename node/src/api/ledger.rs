@@ -11,7 +11,8 @@ use gongzhi_proto::v1::ledger_server::Ledger;
 use gongzhi_proto::v1::{
     get_block_request, GetBlockRequest, GetBlockResponse, GetReceiptRequest, GetReceiptResponse,
     GetStateProofRequest, GetStateProofResponse, GetTxRequest, GetTxResponse, StreamBlocksRequest,
-    StreamBlocksResponse, SubmitTxRequest, SubmitTxResponse, TxStatus,
+    StreamBlocksResponse, SubmitTxRequest, SubmitTxResponse, SubmitTxResult, SubmitTxsRequest,
+    SubmitTxsResponse, TxStatus,
 };
 use tonic::{Request, Response, Status};
 
@@ -40,6 +41,9 @@ impl LedgerService {
         Duration::from_millis(self.context.config.rpc.default_deadline_ms)
     }
 }
+
+/// The most txs one `SubmitTxs` call may carry.
+pub const MAX_SUBMIT_TXS: usize = 1_000;
 
 /// Map a mempool refusal to the status code its meaning calls for.
 pub fn mempool_status(e: &MempoolError) -> Status {
@@ -140,6 +144,79 @@ impl Ledger for LedgerService {
                 deadline.as_millis()
             ))),
         }
+    }
+
+    async fn submit_txs(
+        &self,
+        request: Request<SubmitTxsRequest>,
+    ) -> Result<Response<SubmitTxsResponse>, Status> {
+        let txs = request.into_inner().txs;
+        if txs.is_empty() {
+            return Err(Status::invalid_argument(
+                "txs is empty: send each tx's canonical bytes",
+            ));
+        }
+        if txs.len() > MAX_SUBMIT_TXS {
+            return Err(Status::invalid_argument(format!(
+                "{} txs in one call; at most {MAX_SUBMIT_TXS}: split them over several calls",
+                txs.len()
+            )));
+        }
+        // All of the call's txs reach the checking task together, so they are checked as one
+        // signature batch (with any other calls' txs waiting there).
+        let verdicts = futures::future::join_all(txs.into_iter().map(|tx| self.checks.check(tx)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, Status>>()?;
+        let mut results = Vec::with_capacity(verdicts.len());
+        let mut admitted = Vec::new();
+        {
+            let mut pool = self
+                .context
+                .mempool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (tx, verdict) in verdicts {
+                // A tx that decoded has a hash to report, even if the pool refuses it.
+                let (hash, admission) = match verdict {
+                    Ok(verified) => {
+                        let hash = verified.hash();
+                        let admission = pool
+                            .admit_verified(verified, self.context.accounts.as_ref())
+                            .map(|_| ());
+                        (Some(hash), admission)
+                    }
+                    Err(e) => (None, Err(e)),
+                };
+                let (code, message) = match admission {
+                    Ok(()) => {
+                        admitted.push(tx);
+                        (tonic::Code::Ok, String::new())
+                    }
+                    Err(e) => {
+                        let status = mempool_status(&e);
+                        (status.code(), status.message().to_string())
+                    }
+                };
+                results.push(SubmitTxResult {
+                    tx_hash: hash.map_or_else(Vec::new, |hash| hash.0.to_vec()),
+                    code: code as i32,
+                    message,
+                });
+            }
+            self.context
+                .metrics
+                .set_mempool(pool.len(), pool.total_bytes());
+        }
+        let network = &self.context.network;
+        for outcome in
+            futures::future::join_all(admitted.into_iter().map(|tx| network.publish_tx(tx))).await
+        {
+            if let Err(e) = outcome {
+                tracing::debug!(error = %e, "could not gossip a submitted tx (no peers yet?)");
+            }
+        }
+        Ok(Response::new(SubmitTxsResponse { results }))
     }
 
     async fn get_tx(

@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// Concurrent submit requests.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// Most txs per submit call at `--rate max` (one `SubmitTxs` call; 1: one `SubmitTx` call
+    /// per tx, at most 1,000). A call takes only the txs that may go now, never waits for more.
+    #[arg(long, default_value_t = gongzhi_devnet::bench::DEFAULT_SUBMIT_BATCH)]
+    submit_batch: usize,
     /// Most txs submitted and not yet seen committed (the nodes' mempools only push back at
     /// 100,000, far past the point where blocks outgrow the propose timeout).
     #[arg(long, default_value_t = 2_000)]
@@ -196,6 +200,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         rate: args.rate,
         signers_per_org: args.signers_per_org,
         concurrency: args.concurrency,
+        submit_batch: args.submit_batch,
         max_inflight: args.max_inflight,
         max_block_txs: args.max_block_txs,
         min_block_interval: args.min_block_interval,
