@@ -43,6 +43,7 @@ fn descriptor_set_contains_all_services_and_methods() {
         "Authorization.WatchGrants",
         "Authorization.ExplainDenial",
         "Ledger.SubmitTx",
+        "Ledger.SubmitTxs",
         "Ledger.GetTx",
         "Ledger.GetReceipt",
         "Ledger.GetBlock",
