@@ -729,14 +729,17 @@ impl Driver {
     }
 
     fn build_block(&mut self) -> Result<ValueId> {
-        let txs = {
+        let (txs, held_back) = {
             let pool = self.mempool.lock().unwrap_or_else(PoisonError::into_inner);
-            pool.reap(
+            pool.reap_counting_gaps(
                 self.config.max_block_txs,
                 self.config.max_block_bytes,
                 self.accounts.as_ref(),
             )
         };
+        self.metrics
+            .nonce_gap_txs
+            .fetch_add(held_back as u64, std::sync::atomic::Ordering::Relaxed);
         let proposer = self.our_key.context("only validators build blocks")?;
         let started = Instant::now();
         let executed = tokio::task::block_in_place(|| {

@@ -317,6 +317,18 @@ impl Mempool {
     /// Txs for a block: per signer a gap-free nonce run after the committed nonce, signers
     /// taken in order of their oldest pending tx, within `max_txs` and `max_bytes`.
     pub fn reap(&self, max_txs: usize, max_bytes: usize, accounts: &dyn AccountView) -> Vec<Tx> {
+        self.reap_counting_gaps(max_txs, max_bytes, accounts).0
+    }
+
+    /// [`Mempool::reap`], and how many pending txs it left out because an earlier nonce of
+    /// their signer is missing (not arrived yet): each of them waits at least one more block.
+    pub fn reap_counting_gaps(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        accounts: &dyn AccountView,
+    ) -> (Vec<Tx>, usize) {
+        let mut held_back = 0;
         let mut runs: Vec<(u64, Vec<&Pending>)> = Vec::new();
         for (signer, queue) in &self.by_signer {
             let committed = match self.nonces.get(signer) {
@@ -327,13 +339,16 @@ impl Mempool {
                 continue;
             };
             let mut run = Vec::new();
-            for (nonce, pending) in queue.range(expected..) {
+            let mut after = queue.range(expected..);
+            for (nonce, pending) in after.by_ref() {
                 if *nonce != expected {
+                    held_back += 1;
                     break;
                 }
                 run.push(pending);
                 expected += 1;
             }
+            held_back += after.count();
             if let Some(first) = run.first() {
                 runs.push((first.arrival, run));
             }
@@ -365,7 +380,7 @@ impl Mempool {
                 progressed = true;
             }
         }
-        out
+        (out, held_back)
     }
 
     /// After a commit: drop the committed txs and everything with a nonce that is now used.
@@ -622,6 +637,11 @@ mod tests {
             .map(|t| t.body.nonce)
             .collect();
         assert_eq!(reaped, vec![1, 2], "nonce 4 waits for 3");
+        assert_eq!(
+            pool.reap_counting_gaps(100, usize::MAX, &accounts).1,
+            1,
+            "nonce 4 is held back by the gap"
+        );
         let block = pool.reap(1, usize::MAX, &accounts);
         accounts.0.insert(key.public(), 1);
         pool.update(&block, &accounts);

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub mempool_txs: AtomicU64,
     /// Pending tx bytes.
     pub mempool_bytes: AtomicU64,
+    /// Pending txs our proposals left out because an earlier nonce of their signer had not
+    /// arrived (summed over proposals; a tx left out twice counts twice).
+    pub nonce_gap_txs: AtomicU64,
     /// Txs committed since start.
     pub committed_txs: AtomicU64,
     /// Blocks committed since start.
@@ -216,6 +219,7 @@ impl Default for Metrics {
             peers: AtomicU64::new(0),
             mempool_txs: AtomicU64::new(0),
             mempool_bytes: AtomicU64::new(0),
+            nonce_gap_txs: AtomicU64::new(0),
             committed_txs: AtomicU64::new(0),
             committed_blocks: AtomicU64::new(0),
             block_interval_ms_sum: AtomicU64::new(0),
@@ -307,6 +311,12 @@ impl Metrics {
             "gauge",
             "Bytes waiting in the mempool.",
             load(&self.mempool_bytes),
+        );
+        metric(
+            "mempool_nonce_gap_txs_total",
+            "counter",
+            "Pending txs our proposals left out because an earlier nonce of their signer had not arrived yet (each waits another block), summed over proposals.",
+            load(&self.nonce_gap_txs),
         );
         metric(
             "committed_txs_total",
@@ -417,6 +427,12 @@ mod tests {
         let text = m.render();
         assert!(text.contains("# TYPE gongzhi_height gauge\ngongzhi_height 42\n"));
         assert!(text.contains("gongzhi_committed_txs_total 0"));
+        m.nonce_gap_txs.fetch_add(3, Ordering::Relaxed);
+        assert!(
+            m.render()
+                .contains("# TYPE gongzhi_mempool_nonce_gap_txs_total counter\ngongzhi_mempool_nonce_gap_txs_total 3\n"),
+            "the nonce-gap counter renders"
+        );
     }
 
     #[test]
