@@ -52,6 +52,9 @@ pub struct LoadPlan {
     /// Most txs one submitting task sends in one `SubmitTxs` call (1: one `SubmitTx` call
     /// per tx). Only at `--rate max`; a fixed rate sends each tx when it is due.
     pub submit_batch: usize,
+    /// Each signer's txs go to one validator (its number mod the validators), as an agency's
+    /// application sends to its own node; otherwise each call goes to the next validator.
+    pub route_by_signer: bool,
     /// Most txs submitted and not yet seen committed.
     pub max_inflight: usize,
     /// How long to wait after the window for its txs to commit.
@@ -112,6 +115,7 @@ struct Shared {
     pending: Mutex<HashMap<Hash, Instant>>,
     inflight: Semaphore,
     submit_batch: usize,
+    route_by_signer: bool,
     ticket: AtomicU64,
     submitted: AtomicU64,
     backpressure: AtomicU64,
@@ -206,53 +210,81 @@ async fn submit_worker(shared: Arc<Shared>, clients: Vec<LedgerClient<Channel>>,
                 .submitted
                 .fetch_add(txs.len() as u64, Ordering::Relaxed);
         }
-        let mut waiting = txs;
-        let mut attempt = 0u32;
-        while !waiting.is_empty() {
-            let verdicts = submit(&clients[node], &waiting, shared.submit_batch > 1).await;
-            node = (node + 1) % clients.len();
-            let mut retry = Vec::new();
-            for (tx, verdict) in waiting.into_iter().zip(verdicts) {
-                let Err(status) = verdict else {
-                    continue;
-                };
-                let retryable = matches!(
-                    status.code(),
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                );
-                if status.code() == tonic::Code::ResourceExhausted
-                    && shared.in_window(Instant::now())
-                {
-                    shared.backpressure.fetch_add(1, Ordering::Relaxed);
-                }
-                if retryable
-                    && !shared.interrupted.load(Ordering::SeqCst)
-                    && !shared.inflight.is_closed()
-                {
-                    retry.push(tx);
-                    continue;
-                }
-                if status.code() == tonic::Code::AlreadyExists {
-                    continue; // already pending there (gossip was faster): it will commit
-                }
-                if counted {
-                    let mut rejected = shared
-                        .rejected
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    let entry = rejected
-                        .entry(format!("{:?}", status.code()))
-                        .or_insert((0, status.message().to_string()));
-                    entry.0 += 1;
-                }
-                shared.forget(&tx.hash);
+        if shared.route_by_signer {
+            let mut by_node: BTreeMap<usize, Vec<SignedTx>> = BTreeMap::new();
+            for tx in txs {
+                by_node
+                    .entry(tx.signer % clients.len())
+                    .or_default()
+                    .push(tx);
             }
-            waiting = retry;
-            if !waiting.is_empty() {
-                attempt += 1;
-                let backoff = Duration::from_millis((5u64 << attempt.min(6)).min(250));
-                tokio::time::sleep(backoff).await;
+            for (target, group) in by_node {
+                let mut fixed = target;
+                submit_until_answered(&shared, &clients, &mut fixed, false, group, counted).await;
             }
+        } else {
+            submit_until_answered(&shared, &clients, &mut node, true, txs, counted).await;
+        }
+    }
+}
+
+/// Submit `txs` to `clients[*node]` until each is admitted, refused for good, or the run
+/// stops: a tx refused with `RESOURCE_EXHAUSTED` or `UNAVAILABLE` is retried after a backoff
+/// (on the next node when `rotate`, which also moves `node` on after every call).
+async fn submit_until_answered(
+    shared: &Shared,
+    clients: &[LedgerClient<Channel>],
+    node: &mut usize,
+    rotate: bool,
+    txs: Vec<SignedTx>,
+    counted: bool,
+) {
+    let mut waiting = txs;
+    let mut attempt = 0u32;
+    while !waiting.is_empty() {
+        let verdicts = submit(&clients[*node], &waiting, shared.submit_batch > 1).await;
+        if rotate {
+            *node = (*node + 1) % clients.len();
+        }
+        let mut retry = Vec::new();
+        for (tx, verdict) in waiting.into_iter().zip(verdicts) {
+            let Err(status) = verdict else {
+                continue;
+            };
+            let retryable = matches!(
+                status.code(),
+                tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+            );
+            if status.code() == tonic::Code::ResourceExhausted && shared.in_window(Instant::now()) {
+                shared.backpressure.fetch_add(1, Ordering::Relaxed);
+            }
+            if retryable
+                && !shared.interrupted.load(Ordering::SeqCst)
+                && !shared.inflight.is_closed()
+            {
+                retry.push(tx);
+                continue;
+            }
+            if status.code() == tonic::Code::AlreadyExists {
+                continue; // already pending there (gossip was faster): it will commit
+            }
+            if counted {
+                let mut rejected = shared
+                    .rejected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let entry = rejected
+                    .entry(format!("{:?}", status.code()))
+                    .or_insert((0, status.message().to_string()));
+                entry.0 += 1;
+            }
+            shared.forget(&tx.hash);
+        }
+        waiting = retry;
+        if !waiting.is_empty() {
+            attempt += 1;
+            let backoff = Duration::from_millis((5u64 << attempt.min(6)).min(250));
+            tokio::time::sleep(backoff).await;
         }
     }
 }
@@ -504,6 +536,7 @@ pub async fn run(
         pending: Mutex::new(HashMap::new()),
         inflight: Semaphore::new(plan.max_inflight.max(1)),
         submit_batch: plan.submit_batch.clamp(1, MAX_SUBMIT_BATCH),
+        route_by_signer: plan.route_by_signer,
         ticket: AtomicU64::new(0),
         submitted: AtomicU64::new(0),
         backpressure: AtomicU64::new(0),

@@ -64,6 +64,8 @@ pub struct BenchOptions {
     pub concurrency: usize,
     /// Most txs per submit call at `--rate max` (1: one `SubmitTx` call per tx).
     pub submit_batch: usize,
+    /// Send each signer's txs to one validator instead of spreading calls over all.
+    pub route_by_signer: bool,
     /// Most txs submitted and not yet committed.
     pub max_inflight: usize,
     /// The nodes' `[consensus] max_block_txs`.
@@ -92,6 +94,7 @@ impl BenchOptions {
             signers_per_org: 64,
             concurrency: 256,
             submit_batch: DEFAULT_SUBMIT_BATCH,
+            route_by_signer: false,
             // Past ~2,000 pending txs per block, blocks outgrow the 3 s propose timeout on 2
             // cores and rounds fail (see docs/BENCHMARKS.md); the mempool pushes back only
             // at 100,000, so the bench bounds what it keeps in flight.
@@ -258,6 +261,7 @@ pub fn run(
         signers: workload_signers(options),
         concurrency: options.concurrency,
         submit_batch: options.submit_batch,
+        route_by_signer: options.route_by_signer,
         max_block_txs: options.max_block_txs,
         min_block_interval: options.min_block_interval,
         tx_gossip_interval: options.tx_gossip_interval,
@@ -328,6 +332,7 @@ fn drive(
         duration: options.duration,
         concurrency: options.concurrency,
         submit_batch: options.submit_batch,
+        route_by_signer: options.route_by_signer,
         max_inflight: options.max_inflight,
         drain: options.drain,
         node_pids: devnet.nodes.iter().filter_map(|n| n.pid()).collect(),

@@ -29,6 +29,8 @@ pub struct BenchReport {
     pub concurrency: usize,
     /// Most txs per submit call (1: `SubmitTx`, else `SubmitTxs`).
     pub submit_batch: usize,
+    /// Whether each signer's txs went to one validator.
+    pub route_by_signer: bool,
     /// Most txs per block in the nodes' config.
     pub max_block_txs: usize,
     /// The nodes' minimum time between blocks, if the bench set it.
@@ -126,8 +128,12 @@ impl fmt::Display for BenchReport {
             self.warmup.as_secs_f64(),
             self.signers,
             self.concurrency,
-            match (self.rate, self.submit_batch) {
-                (Rate::Max, batch) if batch > 1 => format!("up to {batch} txs per SubmitTxs call"),
+            match (self.rate, self.submit_batch, self.route_by_signer) {
+                (Rate::Max, batch, by_signer) if batch > 1 => format!(
+                    "up to {batch} txs per SubmitTxs call{}",
+                    if by_signer { ", each signer to one validator" } else { "" }
+                ),
+                (_, _, true) => "one tx per SubmitTx call, each signer to one validator".to_string(),
                 _ => "one tx per SubmitTx call".to_string(),
             },
             self.max_block_txs,

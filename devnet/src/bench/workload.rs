@@ -137,6 +137,9 @@ pub struct SignedTx {
     pub hash: Hash,
     /// Canonical bytes.
     pub bytes: Vec<u8>,
+    /// Its signer's number (issuers first, then grantees): the same for all of a signer's
+    /// txs, so a load can send each signer's txs to one node.
+    pub signer: usize,
 }
 
 #[derive(Debug)]
@@ -282,6 +285,11 @@ impl Workload {
                 SignedTx {
                     hash: tx.hash(),
                     bytes: tx.encode(),
+                    signer: if *issuer {
+                        *slot
+                    } else {
+                        self.issuers.len() + slot
+                    },
                 }
             })
             .collect()
@@ -321,6 +329,7 @@ impl Workload {
         signed.pop().unwrap_or_else(|| SignedTx {
             hash: Hash::ZERO,
             bytes: Vec::new(),
+            signer: 0,
         })
     }
 }

@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// per tx, at most 1,000). A call takes only the txs that may go now, never waits for more.
     #[arg(long, default_value_t = gongzhi_devnet::bench::DEFAULT_SUBMIT_BATCH)]
     submit_batch: usize,
+    /// Send each signer's txs to one validator (signer number mod validators), as an agency's
+    /// application sends to its own node, instead of spreading calls over all validators.
+    #[arg(long)]
+    route_by_signer: bool,
     /// Most txs submitted and not yet seen committed (the nodes' mempools only push back at
     /// 100,000, far past the point where blocks outgrow the propose timeout).
     #[arg(long, default_value_t = 2_000)]
@@ -201,6 +205,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         signers_per_org: args.signers_per_org,
         concurrency: args.concurrency,
         submit_batch: args.submit_batch,
+        route_by_signer: args.route_by_signer,
         max_inflight: args.max_inflight,
         max_block_txs: args.max_block_txs,
         min_block_interval: args.min_block_interval,
