@@ -44,16 +44,15 @@ fn processes_mentioning(needle: &Path) -> Vec<String> {
     found
 }
 
-#[test]
-fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let net = dir.path().join("net");
-    let out_path = dir.path().join("bench.out");
-    let out = std::fs::File::create(&out_path)?;
+/// Run `gongzhi devnet bench` with `args` on a devnet in `net`; its output, once it exited
+/// successfully within [`DEADLINE`].
+fn run_bench(net: &Path, out_path: &Path, args: &[&str]) -> Result<String> {
+    let out = std::fs::File::create(out_path)?;
     let mut child = Command::new(gongzhi_next_to_test()?)
-        .args(["devnet", "bench", "--validators", "4", "--duration", "5s"])
-        .args(["--warmup", "1s", "--rate", "200", "--drain", "20s", "--dir"])
-        .arg(&net)
+        .args(["devnet", "bench", "--validators", "4"])
+        .args(args)
+        .arg("--dir")
+        .arg(net)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone()?))
         .stderr(Stdio::from(out))
@@ -68,13 +67,55 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
             let _ = child.wait();
             bail!(
                 "bench did not finish within {DEADLINE:?}:\n{}",
-                std::fs::read_to_string(&out_path)?
+                std::fs::read_to_string(out_path)?
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let output = std::fs::read_to_string(&out_path)?;
+    let output = std::fs::read_to_string(out_path)?;
     assert!(status.success(), "bench failed ({status}):\n{output}");
+    Ok(output)
+}
+
+/// The four node processes the bench printed (and any other process of `net`) are gone.
+fn assert_nodes_gone(output: &str, net: &Path) {
+    let pids: Vec<u32> = output
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().split_once(" pid ")?.1;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 4, "expected four node pids in:\n{output}");
+    for pid in pids {
+        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&*net.to_string_lossy()))
+            .unwrap_or(false);
+        assert!(!alive, "node process {pid} is still running");
+    }
+    let left = processes_mentioning(net);
+    assert!(left.is_empty(), "processes left running: {left:?}");
+}
+
+#[test]
+fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let net = dir.path().join("net");
+    let out_path = dir.path().join("bench.out");
+    let output = run_bench(
+        &net,
+        &out_path,
+        &[
+            "--duration",
+            "5s",
+            "--warmup",
+            "1s",
+            "--rate",
+            "200",
+            "--drain",
+            "20s",
+        ],
+    )?;
 
     let committed = row(&output, "committed txs").and_then(number);
     assert!(
@@ -124,21 +165,45 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
         "machine speed {speed:?} in:\n{output}"
     );
 
-    let pids: Vec<u32> = output
-        .lines()
-        .filter_map(|line| {
-            let rest = line.trim().split_once(" pid ")?.1;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .collect();
-    assert_eq!(pids.len(), 4, "expected four node pids in:\n{output}");
-    for pid in pids {
-        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(&*net.to_string_lossy()))
-            .unwrap_or(false);
-        assert!(!alive, "node process {pid} is still running");
+    assert_nodes_gone(&output, &net);
+
+    // As fast as the nodes go, batched calls, each signer's txs to one validator: every tx of
+    // the window commits, none is refused, and the nodes are stopped again.
+    let net = dir.path().join("net-max");
+    let output = run_bench(
+        &net,
+        &out_path,
+        &[
+            "--duration",
+            "3s",
+            "--warmup",
+            "1s",
+            "--rate",
+            "max",
+            "--drain",
+            "40s",
+            "--submit-batch",
+            "16",
+            "--route-by-signer",
+        ],
+    )?;
+    assert!(
+        output.contains("up to 16 txs per SubmitTxs call, each signer to one validator"),
+        "the header does not say how txs were sent:\n{output}"
+    );
+    assert!(
+        row(&output, "committed txs")
+            .and_then(number)
+            .is_some_and(|n| n > 0.0),
+        "no committed txs in:\n{output}"
+    );
+    for metric in ["rejected", "not committed after drain"] {
+        assert_eq!(
+            row(&output, metric).and_then(number),
+            Some(0.0),
+            "{metric} in:\n{output}"
+        );
     }
-    let left = processes_mentioning(&net);
-    assert!(left.is_empty(), "processes left running: {left:?}");
+    assert_nodes_gone(&output, &net);
     Ok(())
 }
