@@ -737,9 +737,7 @@ impl Driver {
                 self.accounts.as_ref(),
             )
         };
-        self.metrics
-            .nonce_gap_txs
-            .fetch_add(held_back as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.add_nonce_gap_txs(held_back);
         let proposer = self.our_key.context("only validators build blocks")?;
         let started = Instant::now();
         let executed = tokio::task::block_in_place(|| {

@@ -239,6 +239,12 @@ impl Metrics {
         self.height.store(height, Ordering::Relaxed);
     }
 
+    /// Count `held_back` pending txs a proposal left out for a nonce gap.
+    pub fn add_nonce_gap_txs(&self, held_back: usize) {
+        self.nonce_gap_txs
+            .fetch_add(held_back as u64, Ordering::Relaxed);
+    }
+
     /// Record the round the current height is in; a round past 0 also counts in
     /// `extra_rounds`. Called once per round entered.
     pub fn set_round(&self, round: u32) {
@@ -427,7 +433,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("# TYPE gongzhi_height gauge\ngongzhi_height 42\n"));
         assert!(text.contains("gongzhi_committed_txs_total 0"));
-        m.nonce_gap_txs.fetch_add(3, Ordering::Relaxed);
+        m.add_nonce_gap_txs(3);
         assert!(
             m.render()
                 .contains("# TYPE gongzhi_mempool_nonce_gap_txs_total counter\ngongzhi_mempool_nonce_gap_txs_total 3\n"),

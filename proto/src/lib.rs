@@ -15,7 +15,7 @@
 //! | service | file | what it does |
 //! |---|---|---|
 //! | `Authorization` | `authorization.proto` | `Check`, `BatchCheck`, `ListGrants`, `WatchGrants`, `ExplainDenial` |
-//! | `Ledger` | `ledger.proto` | `SubmitTx`, `GetTx`, `GetReceipt`, `GetBlock`, `StreamBlocks`, `GetStateProof` |
+//! | `Ledger` | `ledger.proto` | `SubmitTx`, `SubmitTxs`, `GetTx`, `GetReceipt`, `GetBlock`, `StreamBlocks`, `GetStateProof` |
 //! | `Civility` | `civility.proto` | `GetBalance`, `GetHistory` |
 //! | `Registry` | `registry.proto` | `ListOrganizations`, `GetDataset`, `ListDatasets`, `ListProposals` |
 //! | `Node` | `node.proto` | `Status` |
@@ -64,6 +64,10 @@
 pub mod v1 {
     tonic::include_proto!("gongzhi.v1");
 }
+
+/// The most transactions one `Ledger.SubmitTxs` call may carry (see `ledger.proto`): the node
+/// refuses more with `INVALID_ARGUMENT`, and clients split their batches by it.
+pub const MAX_SUBMIT_TXS: usize = 1_000;
 
 /// Encoded `FileDescriptorSet` of every `gongzhi.v1` file, with comments; register it with
 /// `tonic_reflection::server::Builder::register_encoded_file_descriptor_set`.

@@ -44,13 +44,13 @@ fn processes_mentioning(needle: &Path) -> Vec<String> {
     found
 }
 
-/// Run `gongzhi devnet bench` with `args` on a devnet in `net`; its output, once it exited
-/// successfully within [`DEADLINE`].
-fn run_bench(net: &Path, out_path: &Path, args: &[&str]) -> Result<String> {
+/// Run `gongzhi devnet bench` with `args` (space-separated) on a devnet in `net`; its output,
+/// once it exited successfully within [`DEADLINE`].
+fn run_bench(net: &Path, out_path: &Path, args: &str) -> Result<String> {
     let out = std::fs::File::create(out_path)?;
     let mut child = Command::new(gongzhi_next_to_test()?)
         .args(["devnet", "bench", "--validators", "4"])
-        .args(args)
+        .args(args.split_whitespace())
         .arg("--dir")
         .arg(net)
         .stdin(Stdio::null())
@@ -105,16 +105,7 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
     let output = run_bench(
         &net,
         &out_path,
-        &[
-            "--duration",
-            "5s",
-            "--warmup",
-            "1s",
-            "--rate",
-            "200",
-            "--drain",
-            "20s",
-        ],
+        "--duration 5s --warmup 1s --rate 200 --drain 20s",
     )?;
 
     let committed = row(&output, "committed txs").and_then(number);
@@ -173,19 +164,7 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
     let output = run_bench(
         &net,
         &out_path,
-        &[
-            "--duration",
-            "3s",
-            "--warmup",
-            "1s",
-            "--rate",
-            "max",
-            "--drain",
-            "40s",
-            "--submit-batch",
-            "16",
-            "--route-by-signer",
-        ],
+        "--duration 3s --warmup 1s --rate max --drain 40s --submit-batch 16 --route-by-signer",
     )?;
     assert!(
         output.contains("up to 16 txs per SubmitTxs call, each signer to one validator"),

@@ -106,9 +106,6 @@ pub struct LoadOutcome {
     pub interrupted: bool,
 }
 
-/// The most txs in one `SubmitTxs` call (the node's limit).
-pub const MAX_SUBMIT_BATCH: usize = 1_000;
-
 struct Shared {
     workload: Mutex<Workload>,
     /// First submit attempt of every tx not yet seen committed.
@@ -219,33 +216,33 @@ async fn submit_worker(shared: Arc<Shared>, clients: Vec<LedgerClient<Channel>>,
                     .push(tx);
             }
             for (target, group) in by_node {
-                let mut fixed = target;
-                submit_until_answered(&shared, &clients, &mut fixed, false, group, counted).await;
+                submit_until_answered(&shared, &clients, || target, group, counted).await;
             }
         } else {
-            submit_until_answered(&shared, &clients, &mut node, true, txs, counted).await;
+            let next_node = || {
+                let this = node;
+                node = (node + 1) % clients.len();
+                this
+            };
+            submit_until_answered(&shared, &clients, next_node, txs, counted).await;
         }
     }
 }
 
-/// Submit `txs` to `clients[*node]` until each is admitted, refused for good, or the run
-/// stops: a tx refused with `RESOURCE_EXHAUSTED` or `UNAVAILABLE` is retried after a backoff
-/// (on the next node when `rotate`, which also moves `node` on after every call).
+/// Submit `txs`, each call to the node `pick` names, until each is admitted, refused for
+/// good, or the run stops: a tx refused with `RESOURCE_EXHAUSTED` or `UNAVAILABLE` is retried
+/// after a backoff.
 async fn submit_until_answered(
     shared: &Shared,
     clients: &[LedgerClient<Channel>],
-    node: &mut usize,
-    rotate: bool,
+    mut pick: impl FnMut() -> usize,
     txs: Vec<SignedTx>,
     counted: bool,
 ) {
     let mut waiting = txs;
     let mut attempt = 0u32;
     while !waiting.is_empty() {
-        let verdicts = submit(&clients[*node], &waiting, shared.submit_batch > 1).await;
-        if rotate {
-            *node = (*node + 1) % clients.len();
-        }
+        let verdicts = submit(&clients[pick()], &waiting, shared.submit_batch > 1).await;
         let mut retry = Vec::new();
         for (tx, verdict) in waiting.into_iter().zip(verdicts) {
             let Err(status) = verdict else {
@@ -535,7 +532,7 @@ pub async fn run(
         workload: Mutex::new(workload),
         pending: Mutex::new(HashMap::new()),
         inflight: Semaphore::new(plan.max_inflight.max(1)),
-        submit_batch: plan.submit_batch.clamp(1, MAX_SUBMIT_BATCH),
+        submit_batch: plan.submit_batch.clamp(1, gongzhi_proto::MAX_SUBMIT_TXS),
         route_by_signer: plan.route_by_signer,
         ticket: AtomicU64::new(0),
         submitted: AtomicU64::new(0),

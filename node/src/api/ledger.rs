@@ -14,11 +14,12 @@ use gongzhi_proto::v1::{
     StreamBlocksResponse, SubmitTxRequest, SubmitTxResponse, SubmitTxResult, SubmitTxsRequest,
     SubmitTxsResponse, TxStatus,
 };
+use gongzhi_proto::MAX_SUBMIT_TXS;
 use tonic::{Request, Response, Status};
 
 use super::consistency::{deadline_of, internal, read_store, resolve_height};
 use super::convert::{committed_block, hash_field, receipt};
-use super::submit_checks::SubmitChecks;
+use super::submit_checks::{SubmitChecks, Verdict};
 use crate::mempool::MempoolError;
 use crate::run::NodeContext;
 
@@ -42,9 +43,6 @@ impl LedgerService {
     }
 }
 
-/// The most txs one `SubmitTxs` call may carry.
-pub const MAX_SUBMIT_TXS: usize = 1_000;
-
 /// Map a mempool refusal to the status code its meaning calls for.
 pub fn mempool_status(e: &MempoolError) -> Status {
     let message = e.to_string();
@@ -65,7 +63,47 @@ pub fn mempool_status(e: &MempoolError) -> Status {
 
 type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status>> + Send>>;
 
+/// What became of one submitted tx: its hash if admitted; else why, with its hash if it
+/// decoded.
+type Admission = Result<Hash, (Option<Hash>, MempoolError)>;
+
 impl LedgerService {
+    /// Admit checked txs in order under one lock of the pool, then gossip the admitted ones:
+    /// the part of `SubmitTx` and `SubmitTxs` after the stateless checks.
+    async fn admit_and_gossip(&self, verdicts: Vec<Verdict>) -> Vec<Admission> {
+        let mut admitted = Vec::new();
+        let admissions: Vec<Admission> = {
+            let mut pool = self
+                .context
+                .mempool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let admissions = verdicts
+                .into_iter()
+                .map(|(tx, verdict)| {
+                    let verified = verdict.map_err(|e| (None, e))?;
+                    let hash = verified.hash();
+                    pool.admit_verified(verified, self.context.accounts.as_ref())
+                        .map_err(|e| (Some(hash), e))?;
+                    admitted.push(tx);
+                    Ok(hash)
+                })
+                .collect();
+            self.context
+                .metrics
+                .set_mempool(pool.len(), pool.total_bytes());
+            admissions
+        };
+        let network = &self.context.network;
+        let gossiped = admitted.into_iter().map(|tx| network.publish_tx(tx));
+        for outcome in futures::future::join_all(gossiped).await {
+            if let Err(e) = outcome {
+                tracing::debug!(error = %e, "could not gossip a submitted tx (no peers yet?)");
+            }
+        }
+        admissions
+    }
+
     async fn tx_receipt(&self, hash: Hash) -> Result<Option<gongzhi_proto::v1::TxReceipt>, Status> {
         read_store(&self.context, move |store| {
             let Some((height, index, _)) = store.tx(&hash).map_err(internal)? else {
@@ -97,25 +135,13 @@ impl Ledger for LedgerService {
         // Decode and check the signature before taking the mempool lock, batched with the
         // calls arriving at the same time: only the checks that need the pool's state run
         // under the lock.
-        let (tx, verified) = self.checks.check(request.tx).await?;
-        let verified = verified.map_err(|e| mempool_status(&e))?;
-        let hash = {
-            let mut pool = self
-                .context
-                .mempool
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let hash = pool
-                .admit_verified(verified, self.context.accounts.as_ref())
-                .map_err(|e| mempool_status(&e))?;
-            self.context
-                .metrics
-                .set_mempool(pool.len(), pool.total_bytes());
-            hash
-        };
-        if let Err(e) = self.context.network.publish_tx(tx).await {
-            tracing::debug!(error = %e, "could not gossip a submitted tx (no peers yet?)");
-        }
+        let verdict = self.checks.check(request.tx).await?;
+        let hash = self
+            .admit_and_gossip(vec![verdict])
+            .await
+            .pop()
+            .ok_or_else(|| Status::internal("no admission verdict for the tx"))?
+            .map_err(|(_, e)| mempool_status(&e))?;
         let mut response = SubmitTxResponse {
             tx_hash: hash.0.to_vec(),
             height: None,
@@ -168,54 +194,25 @@ impl Ledger for LedgerService {
             .await
             .into_iter()
             .collect::<Result<Vec<_>, Status>>()?;
-        let mut results = Vec::with_capacity(verdicts.len());
-        let mut admitted = Vec::new();
-        {
-            let mut pool = self
-                .context
-                .mempool
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for (tx, verdict) in verdicts {
-                // A tx that decoded has a hash to report, even if the pool refuses it.
-                let (hash, admission) = match verdict {
-                    Ok(verified) => {
-                        let hash = verified.hash();
-                        let admission = pool
-                            .admit_verified(verified, self.context.accounts.as_ref())
-                            .map(|_| ());
-                        (Some(hash), admission)
-                    }
-                    Err(e) => (None, Err(e)),
-                };
-                let (code, message) = match admission {
-                    Ok(()) => {
-                        admitted.push(tx);
-                        (tonic::Code::Ok, String::new())
-                    }
-                    Err(e) => {
+        let results = self
+            .admit_and_gossip(verdicts)
+            .await
+            .into_iter()
+            .map(|admission| {
+                let (hash, code, message) = match admission {
+                    Ok(hash) => (Some(hash), tonic::Code::Ok, String::new()),
+                    Err((hash, e)) => {
                         let status = mempool_status(&e);
-                        (status.code(), status.message().to_string())
+                        (hash, status.code(), status.message().to_string())
                     }
                 };
-                results.push(SubmitTxResult {
+                SubmitTxResult {
                     tx_hash: hash.map_or_else(Vec::new, |hash| hash.0.to_vec()),
                     code: code as i32,
                     message,
-                });
-            }
-            self.context
-                .metrics
-                .set_mempool(pool.len(), pool.total_bytes());
-        }
-        let network = &self.context.network;
-        for outcome in
-            futures::future::join_all(admitted.into_iter().map(|tx| network.publish_tx(tx))).await
-        {
-            if let Err(e) = outcome {
-                tracing::debug!(error = %e, "could not gossip a submitted tx (no peers yet?)");
-            }
-        }
+                }
+            })
+            .collect();
         Ok(Response::new(SubmitTxsResponse { results }))
     }
 
