@@ -10,9 +10,17 @@
 //!   acknowledged, so nothing that depended on it escaped.
 //! - A bad record *followed by more data* is corruption, not a torn write: opening fails with
 //!   [`LedgerError::Corrupt`] naming the offset, and nothing is truncated. The operator decides.
+//! - [`Wal::checkpoint`] replaces every record by one, atomically: a new file is written and
+//!   synced beside the log, then renamed over it, and the directory synced. A crash at any point
+//!   leaves either the old records or the new one, never neither.
+//!
+//! Why checkpoint rather than truncate: truncating and re-appending costs two syncs, each a
+//! filesystem journal commit, and a node that did it every height paid them on the consensus
+//! path. A caller that only needs the latest record lets the log grow and checkpoints rarely
+//! ([`Wal::len_bytes`] says when).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
@@ -27,6 +35,7 @@ const CHECKSUM_TAG: &str = "gongzhi/wal-record/v1";
 pub struct Wal {
     file: File,
     path: PathBuf,
+    len: u64,
 }
 
 /// What opening found.
@@ -73,6 +82,7 @@ impl Wal {
             Wal {
                 file,
                 path: path.to_path_buf(),
+                len: good_len as u64,
             },
             WalContents {
                 records,
@@ -83,30 +93,66 @@ impl Wal {
 
     /// Append one record and make it durable before returning.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError> {
-        if payload.len() > MAX_RECORD_BYTES {
-            return Err(LedgerError::TooLarge {
-                kind: "WAL record",
-                size: payload.len(),
-                max: MAX_RECORD_BYTES,
-            });
-        }
-        let mut frame = Vec::with_capacity(HEADER_BYTES + payload.len());
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&checksum(payload));
-        frame.extend_from_slice(payload);
+        let frame = frame(payload)?;
         self.file
             .write_all(&frame)
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| io_error(&self.path, "cannot append to WAL", e))
+            .map_err(|e| io_error(&self.path, "cannot append to WAL", e))?;
+        self.len += frame.len() as u64;
+        Ok(())
     }
 
-    /// Drop every record (e.g. when a height is committed) durably.
-    pub fn clear(&mut self) -> Result<(), LedgerError> {
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.seek(SeekFrom::End(0)).map(|_| ()))
-            .and_then(|()| self.file.sync_all())
-            .map_err(|e| io_error(&self.path, "cannot clear WAL", e))
+    /// Bytes the log holds (every intact record, framed).
+    pub fn len_bytes(&self) -> u64 {
+        self.len
+    }
+
+    /// Replace every record by `payload`, durably and atomically: the log holds either its old
+    /// records or exactly this one, whenever a crash comes. Costs a file creation, two syncs and
+    /// a rename: for occasional compaction, not for every record.
+    pub fn checkpoint(&mut self, payload: &[u8]) -> Result<(), LedgerError> {
+        let frame = frame(payload)?;
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".checkpoint");
+        let tmp = self.path.with_file_name(tmp_name);
+        let written = File::create(&tmp)
+            .and_then(|mut f| f.write_all(&frame).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .and_then(|()| sync_parent_dir(&self.path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_error(&self.path, "cannot checkpoint WAL", e));
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io_error(&self.path, "cannot reopen WAL after checkpoint", e))?;
+        self.len = frame.len() as u64;
+        Ok(())
+    }
+}
+
+/// `len ‖ checksum ‖ payload`, or [`LedgerError::TooLarge`].
+fn frame(payload: &[u8]) -> Result<Vec<u8>, LedgerError> {
+    if payload.len() > MAX_RECORD_BYTES {
+        return Err(LedgerError::TooLarge {
+            kind: "WAL record",
+            size: payload.len(),
+            max: MAX_RECORD_BYTES,
+        });
+    }
+    let mut frame = Vec::with_capacity(HEADER_BYTES + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&checksum(payload));
+    frame.extend_from_slice(payload);
+    Ok(frame)
+}
+
+/// Make a rename in `path`'s directory durable.
+fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
     }
 }
 
@@ -163,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn records_survive_reopen_and_clear_empties() {
+    fn records_survive_reopen_and_checkpoint_keeps_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wal");
         write_records(&path, &[b"one", b"", b"three"]);
@@ -173,11 +219,41 @@ mod tests {
             vec![b"one".to_vec(), vec![], b"three".to_vec()]
         );
         assert_eq!(contents.truncated_bytes, 0);
-        wal.clear().expect("clear");
-        wal.append(b"four").expect("append");
+        assert_eq!(wal.len_bytes(), 3 * HEADER_BYTES as u64 + 8);
+        wal.checkpoint(b"four").expect("checkpoint");
+        assert_eq!(wal.len_bytes(), HEADER_BYTES as u64 + 4);
+        wal.append(b"five").expect("append after checkpoint");
+        drop(wal);
+        let (wal, contents) = Wal::open(&path).expect("reopen");
+        assert_eq!(contents.records, vec![b"four".to_vec(), b"five".to_vec()]);
+        assert_eq!(wal.len_bytes(), 2 * (HEADER_BYTES as u64 + 4));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("wal")],
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_that_cannot_write_leaves_the_log_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal");
+        write_records(&path, &[b"kept"]);
+        let (mut wal, _) = Wal::open(&path).expect("reopen");
+        // A directory where the temporary file must go makes its creation fail.
+        std::fs::create_dir(dir.path().join("wal.checkpoint")).expect("mkdir");
+        let err = wal
+            .checkpoint(b"lost")
+            .expect_err("cannot create the temp file");
+        assert!(err.to_string().contains("cannot checkpoint WAL"), "{err}");
+        wal.append(b"after").expect("the log still appends");
         drop(wal);
         let (_, contents) = Wal::open(&path).expect("reopen");
-        assert_eq!(contents.records, vec![b"four".to_vec()]);
+        assert_eq!(contents.records, vec![b"kept".to_vec(), b"after".to_vec()]);
     }
 
     #[test]

@@ -73,6 +73,10 @@ impl Canonical for ConsensusEnvelope {
     const MAX_BYTES: usize = 16 * 1024 * 1024;
 }
 
+/// WAL size past which a commit compacts it to the current safety state. A safety state is
+/// about a hundred bytes and a height appends two or three, so this is hundreds of heights.
+const WAL_CHECKPOINT_BYTES: u64 = 256 * 1024;
+
 /// How long a height may go without progress before our signed messages are sent again.
 const REBROADCAST_AFTER: Duration = Duration::from_millis(1500);
 
@@ -879,11 +883,13 @@ impl Driver {
         self.last_progress = Instant::now();
         self.metrics.set_height(height);
         if let (Some(wal), Some(core)) = (self.wal.as_mut(), self.core.as_ref()) {
-            // Compact: the records of committed heights are no longer needed; keep the state.
-            let state =
-                postcard::to_stdvec(core.safety_state()).context("cannot encode safety state")?;
-            wal.clear()?;
-            wal.append(&state)?;
+            // Only the last record counts at restart; older ones are dead weight. Compact
+            // rarely: a checkpoint costs syncs the next height would wait for.
+            if wal.len_bytes() >= WAL_CHECKPOINT_BYTES {
+                let state = postcard::to_stdvec(core.safety_state())
+                    .context("cannot encode safety state")?;
+                wal.checkpoint(&state)?;
+            }
         }
         self.publish_status();
         Ok(())
