@@ -34,9 +34,15 @@ use jmt::Version;
 
 use crate::fast_hash::FastMap;
 
-/// Default positions per generation: about 100–200 MB at most with full internal nodes, far
-/// less in practice (most cached nodes are 64-byte leaves).
-pub const DEFAULT_CAPACITY: usize = 200_000;
+/// Default positions per generation. Most cached nodes are leaves (a few hundred bytes with
+/// the position key and map slot); a position that misses is a RocksDB read on the consensus
+/// path, and on a node that just flushed it is a disk read (flushes write with direct I/O, so
+/// new table files are not in the page cache). At 200,000 a devnet's tree outgrew the cache
+/// after about a minute of saturation: a validator's consensus path then read `jmt_nodes`
+/// 6,199–7,159 times in 20 s; at 1,000,000, 13–64 times. Memory grows only with the tree's
+/// positions: at the end of a 60 s saturation run a validator held 575 MB resident against
+/// 464 MB at 200,000 (docs/BENCHMARKS.md, session 15).
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
 /// A node's place in the tree, packed: its nibble count and its nibbles, two per byte (a
 /// path has at most 64 nibbles). A map key that needs no allocation, unlike a [`NibblePath`].
