@@ -32,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use gongzhi_consensus::{SignedVote, ValidatorSet};
 use gongzhi_contracts::{BlockContext, Genesis};
 use gongzhi_ledger::store::{PreparedState, Store};
+use gongzhi_ledger::StoreOptions;
 use gongzhi_ledger::{
     tx, validator_set_hash, AfterChanges, Block, Canonical, CommitCertificate, CommitSignature,
     Hash, Header, LedgerError, PublicKey, ReadCache, Receipt, StateChanges, Timestamp, Tx,
@@ -129,12 +130,18 @@ fn changes_size(changes: &StateChanges) -> usize {
 }
 
 impl Chain {
-    /// Open the store in `data_dir`, writing the genesis state on first start.
+    /// Open the store in `data_dir` with the default store options, writing the genesis state
+    /// on first start.
     pub fn open(data_dir: &Path, genesis: &Genesis) -> Result<Chain> {
+        Chain::open_with(data_dir, genesis, StoreOptions::default())
+    }
+
+    /// [`Chain::open`] with the given store options (a node's `[storage]` section).
+    pub fn open_with(data_dir: &Path, genesis: &Genesis, options: StoreOptions) -> Result<Chain> {
         genesis.validate().context("genesis is invalid")?;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let store = Store::open(data_dir.join("blocks"))
+        let store = Store::open_with(data_dir.join("blocks"), options)
             .with_context(|| format!("cannot open the block store in {}", data_dir.display()))?;
         let hash = genesis.hash();
         let changes = gongzhi_contracts::genesis_changes(genesis)

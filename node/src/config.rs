@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub rpc: RpcSection,
     /// Prometheus metrics.
     pub metrics: MetricsSection,
+    /// Block store memory.
+    pub storage: StorageSection,
 }
 
 /// `[node]`
@@ -244,6 +246,33 @@ impl Default for MetricsSection {
     }
 }
 
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// State-tree positions kept in memory per cache generation (two generations); 0 disables
+    /// the cache.
+    pub tree_cache_nodes: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            tree_cache_nodes: gongzhi_ledger::StoreOptions::default().node_cache_nodes,
+        }
+    }
+}
+
+impl StorageSection {
+    /// The block store's options for this section.
+    pub fn store_options(&self) -> gongzhi_ledger::StoreOptions {
+        gongzhi_ledger::StoreOptions {
+            node_cache_nodes: self.tree_cache_nodes,
+            ..gongzhi_ledger::StoreOptions::default()
+        }
+    }
+}
+
 /// The documented template written by `gongzhi init` (defaults, with comments).
 pub const CONFIG_TEMPLATE: &str = include_str!("config_template.toml");
 
@@ -338,6 +367,19 @@ mod tests {
         let parsed: NodeConfig = toml::from_str(CONFIG_TEMPLATE)?;
         assert_eq!(parsed, NodeConfig::default());
         parsed.validate()
+    }
+
+    #[test]
+    fn the_tree_cache_size_reaches_the_store_options() -> Result<()> {
+        let parsed: NodeConfig = toml::from_str("[storage]\ntree_cache_nodes = 5000\n")?;
+        let options = parsed.storage.store_options();
+        assert_eq!(options.node_cache_nodes, 5000);
+        assert!(options.sync, "a node's store always syncs its commits");
+        assert_eq!(
+            NodeConfig::default().storage.store_options(),
+            gongzhi_ledger::StoreOptions::default()
+        );
+        Ok(())
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub async fn start(home: &Path) -> Result<()> {
     let genesis = load_genesis(&NodeConfig::path(home, &config.node.genesis_file))?;
     let (_, node_key) = keyfile::read_key(&NodeConfig::path(home, &config.node.node_key_file))?;
     let data_dir = NodeConfig::path(home, &config.node.data_dir);
-    let chain = Chain::open(&data_dir, &genesis)?;
+    let chain = Chain::open_with(&data_dir, &genesis, config.storage.store_options())?;
     tracing::info!(
         chain_id = %genesis.chain_id,
         height = chain.height(),
