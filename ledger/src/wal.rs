@@ -14,9 +14,9 @@
 //!   synced beside the log, then renamed over it, and the directory synced. A crash at any point
 //!   leaves either the old records or the new one, never neither.
 //!
-//! Why checkpoint rather than truncate: truncating and re-appending costs two syncs, each a
-//! filesystem journal commit, and a node that did it every height paid them on the consensus
-//! path. A caller that only needs the latest record lets the log grow and checkpoints rarely
+//! Why checkpoint rather than truncate: truncating and re-appending costs two syncs, and a
+//! node that did it every height paid them on the consensus path, where a sync waits for the
+//! disk to take everyone's recent writes (docs/BENCHMARKS.md, session 15). A caller that only needs the latest record lets the log grow and checkpoints rarely
 //! ([`Wal::len_bytes`] says when).
 
 use std::fs::{File, OpenOptions};

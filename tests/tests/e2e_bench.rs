@@ -134,7 +134,6 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
         "no bytes/s:\n{output}"
     );
 
-    // The four node processes it started are gone (the bench reaped them before exiting).
     // Where the heights' time went, as the nodes measured it: five step means, all numbers.
     let steps = row(
         &output,
@@ -156,6 +155,7 @@ fn bench_reports_commits_and_latency_and_stops_every_node() -> Result<()> {
         "machine speed {speed:?} in:\n{output}"
     );
 
+    // The four node processes it started are gone (the bench reaped them before exiting).
     assert_nodes_gone(&output, &net);
 
     // As fast as the nodes go, batched calls, each signer's txs to one validator: every tx of
