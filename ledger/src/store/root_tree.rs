@@ -19,11 +19,16 @@
 //! the key/value set, never on the order of updates (tests compare it with jmt's at every
 //! version, through inserts, overwrites and deletions). A block's changes are applied as one
 //! batch sorted by key hash, depth first: each node on a changed path is visited once, its
-//! changed children first, and rehashed right then, while it is still in cache — only the
-//! ranges of its inner binary tree that hold a changed slot, from the children's hashes it
-//! keeps. The tree is therefore always hashed: [`RootTree::root`] only reads. Internal nodes are
-//! looked up by position, never through a hash map, so nothing here depends on an iteration
-//! order.
+//! changed children first, and rehashed right then, while it is still in cache — from the
+//! children's hashes it keeps and, in a node with many children, only the ranges of its inner
+//! binary tree that hold a changed slot. The tree is therefore always hashed: [`RootTree::root`]
+//! only reads. Internal nodes are looked up by position, never through a hash map, so nothing
+//! here depends on an iteration order.
+//!
+//! Memory: a node keeps only the children it has, leaves and internal nodes inline in their
+//! parent's list, so a walk down a cold path costs about one cache miss per level. Most nodes of
+//! a large tree sit near the bottom with two or three children; only nodes with many children
+//! keep their inner range hashes (448 bytes).
 
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
@@ -37,7 +42,7 @@ pub(super) const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
 /// The latest state tree, in memory, for roots only (see the module documentation).
 #[derive(Debug, Default)]
 pub struct RootTree {
-    root: Option<Node>,
+    root: Option<Child>,
     keys: usize,
     hasher: TreeHasher,
 }
@@ -141,41 +146,52 @@ impl TreeHasher {
     }
 }
 
+/// A subtree in a slot (of an internal node, or the root), with its hash.
+///
+/// A leaf is kept inline: its key hash and its hash are all the tree needs of it, so a visit
+/// that reaches a leaf reads the slot it is already in rather than another allocation.
 #[derive(Debug)]
-enum Node {
-    Leaf(Box<Leaf>),
-    Internal(Box<Internal>),
-}
-
-#[derive(Debug)]
-struct Leaf {
-    key_hash: [u8; 32],
-    /// The leaf's own hash (it covers the value hash, which need not be kept).
+struct Child {
+    /// The subtree's hash as of the last update that reached it.
     hash: [u8; 32],
+    node: ChildNode,
 }
 
-/// Laid out in the order a visit touches it (`repr(C)`): the bitmaps, then the child slots,
-/// then the hashes. A node deep in a large tree is usually cold when a block reaches it, so
-/// each cache line a visit reads is likely a miss.
 #[derive(Debug)]
-#[repr(C)]
+enum ChildNode {
+    Leaf {
+        key_hash: [u8; 32],
+    },
+    /// Inline, so a visit's first read of a node — its bitmaps and where its children are —
+    /// is in the slot it already reached, and each level down costs one cache miss, not two.
+    Internal(Internal),
+}
+
+/// An internal node: only the children it has, in slot order, so the many nodes near the
+/// bottom of a large tree that hold two or three children take a few cache lines, not the
+/// kilobyte a full sixteen-slot node does.
+#[derive(Debug)]
 struct Internal {
     /// Bitmap of the slots whose subtree changed since the last rehash.
     dirty: u16,
-    /// Bitmap of the slots holding a child, kept as children come and go, so neither a rehash
-    /// nor the check for a lone leaf reads all sixteen slots.
+    /// Bitmap of the slots holding a child; `children[i]` is the child of the `i`-th set bit.
     present: u16,
     /// Bitmap of the slots holding a leaf (a subset of `present`).
     leaves: u16,
-    children: [Option<Node>; 16],
-    /// Each child's hash as of the last rehash; slots in `dirty` are stale. Kept here so a
-    /// rehash reads only the children that changed, not all sixteen.
-    child_hashes: [[u8; 32]; 16],
-    /// The hashes of the node's inner binary tree, by range of slots: `ranges[range_index(start,
-    /// width)]` for widths 2, 4, 8 and 16; the last one is the node's hash. A rehash recomputes
-    /// only the ranges that hold a dirty slot.
-    ranges: [[u8; 32]; 15],
+    children: Vec<Child>,
+    /// The hashes of the node's inner binary tree for ranges of width 2, 4 and 8
+    /// (`ranges[range_index(start, width)]`), kept only while the node has at least
+    /// [`DENSE`] children: a rehash then recomputes only the ranges that hold a dirty slot.
+    /// A sparser node is rehashed from its children's hashes, which costs as many compressions
+    /// as its few children need anyway.
+    ranges: Option<Box<[[u8; 32]; 14]>>,
 }
+
+/// Children from which a node keeps its inner ranges.
+const DENSE: u32 = 6;
+/// Children below which a node that kept its ranges drops them (lower than [`DENSE`], so a
+/// node at the edge does not allocate and free them block after block).
+const SPARSE: u32 = 4;
 
 /// One change to the tree: a key hash and its new leaf hash (`None` deletes the key).
 type Update = ([u8; 32], Option<[u8; 32]>);
@@ -215,13 +231,26 @@ impl RootTree {
 
     /// Apply `updates`, sorted by key hash with no key twice.
     fn update(&mut self, updates: &[Update]) {
-        let added = update(&mut self.root, 0, updates, &mut self.hasher);
+        let added = match &mut self.root {
+            Some(root) => {
+                let (added, kept) = update(root, 0, updates, &mut self.hasher);
+                if !kept {
+                    self.root = None;
+                }
+                added
+            }
+            None => {
+                let (added, built) = build(0, updates, &mut self.hasher);
+                self.root = built;
+                added
+            }
+        };
         self.keys = self.keys.saturating_add_signed(added);
     }
 
     /// The root hash.
     pub fn root(&self) -> Hash {
-        Hash(self.root.as_ref().map_or(PLACEHOLDER, Node::hash))
+        Hash(self.root.as_ref().map_or(PLACEHOLDER, |root| root.hash))
     }
 
     /// Keys in the tree.
@@ -235,101 +264,125 @@ impl RootTree {
     }
 }
 
-impl Node {
-    /// The node's hash (always current: every update rehashes what it changed).
-    fn hash(&self) -> [u8; 32] {
-        match self {
-            Node::Leaf(leaf) => leaf.hash,
-            Node::Internal(internal) => internal.ranges[range_index(0, 16)],
-        }
-    }
-}
-
 impl Internal {
-    fn empty() -> Box<Internal> {
-        Box::new(Internal {
+    fn empty() -> Internal {
+        Internal {
             dirty: 0,
             present: 0,
             leaves: 0,
-            children: Default::default(),
-            child_hashes: [PLACEHOLDER; 16],
-            ranges: [PLACEHOLDER; 15],
-        })
+            children: Vec::with_capacity(2),
+            ranges: None,
+        }
     }
 
-    /// Record what `slot` now holds in the `present` and `leaves` bitmaps, and mark it dirty.
-    fn note_changed(&mut self, slot: usize) {
+    /// Where the child in `slot` is (or would go) in `children`.
+    fn index(&self, slot: usize) -> usize {
+        (self.present & ((1u16 << slot) - 1)).count_ones() as usize
+    }
+
+    /// The hash of the child in `slot`, which must be present.
+    fn child_hash(&self, slot: u32) -> &[u8; 32] {
+        &self.children[self.index(slot as usize)].hash
+    }
+
+    /// Put `child` in the empty `slot`.
+    fn insert(&mut self, slot: usize, child: Child) {
         let bit = 1u16 << slot;
-        let (present, leaf) = match &self.children[slot] {
-            None => (false, false),
-            Some(Node::Leaf(_)) => (true, true),
-            Some(Node::Internal(_)) => (true, false),
-        };
-        self.present = if present {
-            self.present | bit
-        } else {
-            self.present & !bit
-        };
-        self.leaves = if leaf {
-            self.leaves | bit
-        } else {
-            self.leaves & !bit
-        };
+        let at = self.index(slot);
+        if matches!(child.node, ChildNode::Leaf { .. }) {
+            self.leaves |= bit;
+        }
+        self.children.insert(at, child);
+        self.present |= bit;
         self.dirty |= bit;
     }
 
-    /// Bring the hashes up to date with the children (already rehashed themselves): the dirty
-    /// children's hashes, then, bottom-up, every range holding a dirty slot.
-    fn rehash(&mut self, hasher: &mut TreeHasher) {
-        let mut dirty = self.dirty & self.present;
-        while dirty != 0 {
-            let slot = dirty.trailing_zeros() as usize;
-            dirty &= dirty - 1;
-            if let Some(child) = &self.children[slot] {
-                self.child_hashes[slot] = child.hash();
-            }
+    /// Record that the child in `slot` changed: gone (`kept` false) or rehashed in place,
+    /// perhaps now a leaf where it was an internal node or the other way round.
+    fn note_changed(&mut self, slot: usize, at: usize, kept: bool) {
+        let bit = 1u16 << slot;
+        self.dirty |= bit;
+        if !kept {
+            self.children.remove(at);
+            self.present &= !bit;
+            self.leaves &= !bit;
+        } else if matches!(self.children[at].node, ChildNode::Leaf { .. }) {
+            self.leaves |= bit;
+        } else {
+            self.leaves &= !bit;
         }
-        let (present, leaves) = (self.present, self.leaves);
-        for width in [2u32, 4, 8, 16] {
-            for start in (0..16).step_by(width as usize) {
-                if self.dirty & range_mask(start, width) != 0 {
-                    self.ranges[range_index(start, width)] =
-                        self.range_hash(hasher, present, leaves, start, width);
-                }
-            }
-        }
-        self.dirty = 0;
     }
 
-    /// The hash of the slots `start..start + width` (jmt's rule, see the module documentation),
-    /// from the children's hashes and the already current hashes of its two halves;
-    /// `present` and `leaves` are bitmaps over all 16 slots.
+    /// The node's hash, brought up to date with its children's (already current) hashes: with
+    /// its inner ranges, only those holding a dirty slot are recomputed; without, the whole
+    /// inner tree is hashed from the children.
+    fn rehash(&mut self, hasher: &TreeHasher) -> [u8; 32] {
+        let count = self.present.count_ones();
+        if self.ranges.is_none() && count >= DENSE {
+            self.ranges = Some(Box::new([PLACEHOLDER; 14]));
+            self.dirty = u16::MAX;
+        } else if self.ranges.is_some() && count < SPARSE {
+            self.ranges = None;
+        }
+        let hash = match self.ranges.take() {
+            Some(mut ranges) => {
+                for width in [2u32, 4, 8] {
+                    for start in (0..16).step_by(width as usize) {
+                        if self.dirty & range_mask(start, width) != 0 {
+                            ranges[range_index(start, width)] =
+                                self.range_hash(hasher, start, width, |start, half| {
+                                    ranges[range_index(start, half)]
+                                });
+                        }
+                    }
+                }
+                let hash = self.range_hash(hasher, 0, 16, |start, half| {
+                    ranges[range_index(start, half)]
+                });
+                self.ranges = Some(ranges);
+                hash
+            }
+            None => self.scratch_hash(hasher, 0, 16),
+        };
+        self.dirty = 0;
+        hash
+    }
+
+    /// The hash of the slots `start..start + width` computed from the children alone.
+    fn scratch_hash(&self, hasher: &TreeHasher, start: u32, width: u32) -> [u8; 32] {
+        self.range_hash(hasher, start, width, |start, half| {
+            self.scratch_hash(hasher, start, half)
+        })
+    }
+
+    /// The hash of the slots `start..start + width` (jmt's rule, see the module
+    /// documentation), where `half(start, width)` gives the hash of a half range wider than one
+    /// slot.
     fn range_hash(
         &self,
-        hasher: &mut TreeHasher,
-        present: u16,
-        leaves: u16,
+        hasher: &TreeHasher,
         start: u32,
         width: u32,
+        half: impl Fn(u32, u32) -> [u8; 32],
     ) -> [u8; 32] {
         let mask = range_mask(start, width);
-        let in_range = present & mask;
+        let in_range = self.present & mask;
         if in_range == 0 {
             PLACEHOLDER
-        } else if in_range.count_ones() == 1 && leaves & mask != 0 {
-            self.child_hashes[in_range.trailing_zeros() as usize]
+        } else if in_range.count_ones() == 1 && (self.leaves & mask != 0 || width == 1) {
+            *self.child_hash(in_range.trailing_zeros())
         } else {
-            let half = width / 2;
+            let part_width = width / 2;
             let part = |start: u32| {
-                if half > 1 {
-                    self.ranges[range_index(start, half)]
-                } else if present & (1 << start) != 0 {
-                    self.child_hashes[start as usize]
+                if part_width > 1 {
+                    half(start, part_width)
+                } else if self.present & (1 << start) != 0 {
+                    *self.child_hash(start)
                 } else {
                     PLACEHOLDER
                 }
             };
-            let (left, right) = (part(start), part(start + half));
+            let (left, right) = (part(start), part(start + part_width));
             hasher.hash_pair(NodeKind::Internal, &left, &right)
         }
     }
@@ -358,104 +411,122 @@ fn range_mask(start: u32, width: u32) -> u16 {
     (((1u32 << width) - 1) << start) as u16
 }
 
-/// Where the hash of the range `start..start + width` (width 2, 4, 8 or 16) is kept in
+/// Where the hash of the range `start..start + width` (width 2, 4 or 8) is kept in
 /// [`Internal::ranges`].
 fn range_index(start: u32, width: u32) -> usize {
     let (base, index) = match width {
         2 => (0, start / 2),
         4 => (8, start / 4),
-        8 => (12, start / 8),
-        _ => (14, 0),
+        _ => (12, start / 8),
     };
     (base + index) as usize
 }
 
+/// The subtree for `updates` (sorted by key hash, no key twice, all sharing the key-hash
+/// nibbles above `depth`) in a slot that was empty: nothing if they insert no key, a leaf if one,
+/// else an internal node. Returns the keys added and the subtree.
+fn build(depth: usize, updates: &[Update], hasher: &mut TreeHasher) -> (isize, Option<Child>) {
+    let mut inserts = updates
+        .iter()
+        .filter_map(|(key, leaf)| Some((*key, (*leaf)?)));
+    match (inserts.next(), inserts.next()) {
+        (None, _) => (0, None),
+        (Some((key_hash, hash)), None) => (
+            1,
+            Some(Child {
+                hash,
+                node: ChildNode::Leaf { key_hash },
+            }),
+        ),
+        _ => {
+            let mut child = Child {
+                hash: PLACEHOLDER,
+                node: ChildNode::Internal(Internal::empty()),
+            };
+            let (added, kept) = update(&mut child, depth, updates, hasher);
+            (added, kept.then_some(child))
+        }
+    }
+}
+
 /// Apply `updates` — sorted by key hash, no key twice, all sharing the key-hash nibbles above
-/// `depth` — to the subtree at `slot`, and rehash every node they change, bottom-up, while it is
-/// still in cache. Returns the number of keys added (negative: removed).
+/// `depth` — to the subtree `child` at `depth`, and rehash every node they change, bottom-up,
+/// while it is still in cache. Returns the number of keys added (negative: removed) and whether
+/// the slot still holds anything.
 ///
 /// The shape stays Jellyfish's: keys sharing a nibble prefix get an internal node for it (a
 /// chain of single-child internal nodes down to where they part), and an internal node left
 /// with one leaf (or nothing) below it is replaced by that leaf (or removed).
 fn update(
-    slot: &mut Option<Node>,
+    child: &mut Child,
     depth: usize,
     updates: &[Update],
     hasher: &mut TreeHasher,
-) -> isize {
-    let mut added = 0;
-    match slot {
-        None => {
-            let mut inserts = updates
-                .iter()
-                .filter_map(|(key, leaf)| Some((*key, (*leaf)?)));
-            match (inserts.next(), inserts.next()) {
-                (None, _) => return 0,
-                (Some((key_hash, hash)), None) => {
-                    *slot = Some(Node::Leaf(Box::new(Leaf { key_hash, hash })));
-                    return 1;
-                }
-                _ => *slot = Some(Node::Internal(Internal::empty())),
+) -> (isize, bool) {
+    if let ChildNode::Leaf { key_hash } = child.node {
+        if let [(key, change)] = updates {
+            if *key == key_hash {
+                return match change {
+                    Some(hash) => {
+                        child.hash = *hash;
+                        (0, true)
+                    }
+                    None => (-1, false),
+                };
             }
         }
-        Some(Node::Leaf(leaf)) => {
-            if let [(key_hash, change)] = updates {
-                if *key_hash == leaf.key_hash {
-                    return match change {
-                        Some(hash) => {
-                            leaf.hash = *hash;
-                            0
-                        }
-                        None => {
-                            *slot = None;
-                            -1
-                        }
-                    };
-                }
-            }
-            if updates
-                .iter()
-                .all(|(key, leaf_hash)| leaf_hash.is_none() && *key != leaf.key_hash)
-            {
-                // Only deletions of keys that are not here.
-                return 0;
-            }
-            // Other keys join this one: an internal node takes its place, the leaf below it.
-            if let Some(Node::Leaf(lone)) = slot.take() {
-                let mut internal = Internal::empty();
-                let at = nibble(&lone.key_hash, depth);
-                internal.children[at] = Some(Node::Leaf(lone));
-                internal.note_changed(at);
-                *slot = Some(Node::Internal(internal));
-            }
+        if updates
+            .iter()
+            .all(|(key, leaf_hash)| leaf_hash.is_none() && *key != key_hash)
+        {
+            // Only deletions of keys that are not here.
+            return (0, true);
         }
-        Some(Node::Internal(_)) => {}
+        // Other keys join this one: an internal node takes its place, the leaf below it.
+        let mut internal = Internal::empty();
+        internal.insert(
+            nibble(&key_hash, depth),
+            Child {
+                hash: child.hash,
+                node: ChildNode::Leaf { key_hash },
+            },
+        );
+        child.node = ChildNode::Internal(internal);
     }
-    let Some(Node::Internal(internal)) = slot else {
-        return added;
+    let ChildNode::Internal(internal) = &mut child.node else {
+        unreachable!("a leaf was replaced by an internal node above");
     };
+    let mut added = 0;
     let mut rest = updates;
     while let Some((first, _)) = rest.first() {
-        let child = nibble(first, depth);
+        let slot = nibble(first, depth);
         let len = rest
             .iter()
-            .position(|(key, _)| nibble(key, depth) != child)
+            .position(|(key, _)| nibble(key, depth) != slot)
             .unwrap_or(rest.len());
         let (group, tail) = rest.split_at(len);
-        added += update(&mut internal.children[child], depth + 1, group, hasher);
-        internal.note_changed(child);
         rest = tail;
+        let at = internal.index(slot);
+        if internal.present & (1 << slot) != 0 {
+            let (delta, kept) = update(&mut internal.children[at], depth + 1, group, hasher);
+            added += delta;
+            internal.note_changed(slot, at, kept);
+        } else if let (delta, Some(new)) = build(depth + 1, group, hasher) {
+            added += delta;
+            internal.insert(slot, new);
+        }
     }
-    if internal.present.count_ones() == 0
-        || (internal.present.count_ones() == 1 && internal.leaves == internal.present)
-    {
-        // One leaf (or nothing) left: it takes this node's place.
-        let lone = internal.children.iter_mut().find_map(Option::take);
-        *slot = lone;
-    } else {
-        internal.rehash(hasher);
+    match internal.present.count_ones() {
+        0 => return (added, false),
+        1 if internal.leaves == internal.present => {
+            // One leaf left: it takes this node's place.
+            if let Some(lone) = internal.children.pop() {
+                *child = lone;
+            }
+        }
+        _ => child.hash = internal.rehash(hasher),
     }
-    added
+    (added, true)
 }
 
 #[cfg(test)]
@@ -566,6 +637,31 @@ mod tests {
                 "version {version}"
             );
         }
+    }
+
+    /// Nodes that fill up keep their inner range hashes and drop them again as they empty
+    /// (see [`DENSE`] and [`SPARSE`]); the root is jmt's at every step both ways.
+    #[test]
+    fn nodes_filling_and_emptying_match_jmt() {
+        let mut tree = RootTree::new();
+        let mut jmt = MemoryStateTree::new();
+        let keys: Vec<Vec<u8>> = (0u32..400).map(|i| i.to_be_bytes().to_vec()).collect();
+        let mut step = |block: &StateChanges, what: &str| {
+            assert_eq!(tree.apply(block), jmt.apply(block).expect("jmt"), "{what}");
+        };
+        for (round, batch) in keys.chunks(7).enumerate() {
+            let block = batch
+                .iter()
+                .map(|k| (k.clone(), Some(k.repeat(3))))
+                .collect();
+            step(&block, &format!("filling, batch {round}"));
+        }
+        for (round, batch) in keys.chunks(9).enumerate() {
+            let block = batch.iter().map(|k| (k.clone(), None)).collect();
+            step(&block, &format!("emptying, batch {round}"));
+        }
+        assert!(tree.is_empty());
+        assert_eq!(tree.root(), empty_root());
     }
 
     /// A tree built at once and the same key set built through updates and deletions agree.
