@@ -205,12 +205,29 @@ impl RootTree {
     /// Apply a block's changes (`None` deletes; deleting an absent key changes nothing) and
     /// return the new root.
     pub fn apply(&mut self, changes: &StateChanges) -> Hash {
+        self.apply_pairs(
+            changes
+                .iter()
+                .map(|(key, value)| (key.as_slice(), value.as_deref())),
+        )
+    }
+
+    /// [`RootTree::apply`] for changes held in some other form: each key at most once, with
+    /// its new value (`None` deletes), in any order.
+    ///
+    /// # Panics
+    ///
+    /// If a key comes twice: which of its values would win is not defined.
+    pub fn apply_pairs<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Hash {
         let hasher = &mut self.hasher;
         let mut updates: Vec<Update> = changes
-            .iter()
+            .into_iter()
             .map(|(key, value)| {
                 let key_hash = hasher.hash(key);
-                let leaf = value.as_ref().map(|value| {
+                let leaf = value.map(|value| {
                     let value_hash = hasher.hash(value);
                     hasher.hash_pair(NodeKind::Leaf, &key_hash, &value_hash)
                 });
@@ -225,6 +242,10 @@ impl RootTree {
                 .cmp(&leading_u64(&b.0))
                 .then_with(|| a.0.cmp(&b.0))
         });
+        assert!(
+            updates.windows(2).all(|pair| pair[0].0 != pair[1].0),
+            "a key comes twice in one batch of state changes"
+        );
         self.update(&updates);
         self.root()
     }
@@ -662,6 +683,14 @@ mod tests {
         }
         assert!(tree.is_empty());
         assert_eq!(tree.root(), empty_root());
+    }
+
+    /// A key twice in one batch is refused rather than resolved in an undefined order.
+    #[test]
+    #[should_panic(expected = "a key comes twice")]
+    fn a_key_twice_in_one_batch_panics() {
+        let pairs: [(&[u8], Option<&[u8]>); 2] = [(b"k", Some(b"1")), (b"k", Some(b"2"))];
+        RootTree::new().apply_pairs(pairs);
     }
 
     /// A tree built at once and the same key set built through updates and deletions agree.

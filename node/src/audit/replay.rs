@@ -39,7 +39,7 @@ use serde::Serialize;
 use super::error::ReplayError;
 use super::format::ExportReader;
 use super::progress::Progress;
-use super::root_stage::{RootJob, RootStage};
+use super::root_stage::{PackedChanges, RootJob, RootStage};
 use super::verify::{CheckedBlock, Item, Pipeline};
 
 /// How to run a replay.
@@ -249,23 +249,19 @@ fn run(
 pub struct FlatState(FastMap<Vec<u8>, Vec<u8>>);
 
 impl FlatState {
-    /// Apply a block's changes. An overwritten value is copied into the old one's buffer
-    /// (most changes overwrite: nonces, balances, list heads), so neither its key nor, when it
-    /// fits, its value allocates.
-    pub fn apply(&mut self, changes: &StateChanges) {
+    /// Apply a block's changes, taking their buffers: an overwritten key keeps its stored
+    /// key and takes the new value's buffer, and nothing is copied.
+    pub fn apply(&mut self, changes: StateChanges) {
         for (key, value) in changes {
             match value {
                 Some(value) => match self.0.get_mut(key.as_slice()) {
-                    Some(held) => {
-                        held.clear();
-                        held.extend_from_slice(value);
-                    }
+                    Some(held) => *held = value,
                     None => {
-                        self.0.insert(key.clone(), value.clone());
+                        self.0.insert(key, value);
                     }
                 },
                 None => {
-                    self.0.remove(key);
+                    self.0.remove(&key);
                 }
             }
         }
@@ -312,7 +308,7 @@ impl Executor {
         let mut tree = RootTree::new();
         let root = tree.apply(&changes);
         let mut state = FlatState::default();
-        state.apply(&changes);
+        state.apply(changes);
         let set = genesis
             .validator_set()
             .map_err(|e| ReplayError::InvalidGenesis {
@@ -449,12 +445,13 @@ impl Executor {
         self.state_root = header.state_root;
         self.previous_set = std::mem::replace(&mut self.current_set, next_set);
 
-        self.state.apply(&outcome.changes);
+        let packed = PackedChanges::pack(&outcome.changes);
+        self.state.apply(outcome.changes);
         let waiting = Instant::now();
         stage.send(RootJob {
             height,
             header_root: header.state_root,
-            changes: outcome.changes,
+            changes: packed,
         })?;
         self.times.waiting_for_state_root += waiting.elapsed().as_secs_f64();
         Ok(())

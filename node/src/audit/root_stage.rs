@@ -32,7 +32,56 @@ pub struct RootJob {
     /// The state root in the block's header.
     pub header_root: Hash,
     /// The state changes re-execution produced.
-    pub changes: StateChanges,
+    pub changes: PackedChanges,
+}
+
+/// A block's state changes packed into two buffers for the trip to the stage's thread.
+///
+/// The executor keeps the keys and values of [`StateChanges`] for its flat state and sends
+/// copies in one byte buffer: the stage's thread then frees two buffers per block, not the
+/// thousands of small ones another thread allocated (such frees are slow, and they were about a
+/// tenth of this thread's time).
+#[derive(Debug, Default)]
+pub struct PackedChanges {
+    /// Each change's key and value, back to back.
+    bytes: Vec<u8>,
+    /// Per change: where its key ends and where its value ends in `bytes` (`None`: deleted).
+    ends: Vec<(usize, Option<usize>)>,
+}
+
+impl PackedChanges {
+    /// A copy of `changes`.
+    pub fn pack(changes: &StateChanges) -> PackedChanges {
+        let size = changes
+            .iter()
+            .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut packed = PackedChanges {
+            bytes: Vec::with_capacity(size),
+            ends: Vec::with_capacity(changes.len()),
+        };
+        for (key, value) in changes {
+            packed.bytes.extend_from_slice(key);
+            let key_end = packed.bytes.len();
+            let value_end = value.as_ref().map(|value| {
+                packed.bytes.extend_from_slice(value);
+                packed.bytes.len()
+            });
+            packed.ends.push((key_end, value_end));
+        }
+        packed
+    }
+
+    /// The changes, in the order they were packed: each key with its new value (`None`:
+    /// deleted).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(key_end, value_end)| {
+            let key = &self.bytes[start..key_end];
+            start = value_end.unwrap_or(key_end);
+            (key, value_end.map(|end| &self.bytes[key_end..end]))
+        })
+    }
 }
 
 /// The running stage.
@@ -114,7 +163,7 @@ fn work(mut tree: RootTree, inbox: &Receiver<RootJob>, report: &mpsc::Sender<Rep
     let mut seconds = 0.0;
     for job in inbox {
         let phase = Instant::now();
-        let root = tree.apply(&job.changes);
+        let root = tree.apply_pairs(job.changes.iter());
         seconds += phase.elapsed().as_secs_f64();
         if root != job.header_root {
             let _ = report.send(ReplayError::StateRootMismatch {
@@ -126,4 +175,33 @@ fn work(mut tree: RootTree, inbox: &Receiver<RootJob>, report: &mpsc::Sender<Rep
         }
     }
     seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packing keeps every key, value and deletion, empty ones included, in the map's order,
+    /// and the tree gives the same root from the packed changes as from the map.
+    #[test]
+    fn packed_changes_are_the_changes() {
+        let mut changes = StateChanges::new();
+        changes.insert(b"a".to_vec(), Some(b"one".to_vec()));
+        changes.insert(b"b".to_vec(), None);
+        changes.insert(b"c".to_vec(), Some(Vec::new()));
+        changes.insert(Vec::new(), Some(b"empty key".to_vec()));
+        changes.insert(b"d".to_vec(), Some(vec![7; 300]));
+        let packed = PackedChanges::pack(&changes);
+        let unpacked: Vec<(Vec<u8>, Option<Vec<u8>>)> = packed
+            .iter()
+            .map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec)))
+            .collect();
+        let expected: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes.clone().into_iter().collect();
+        assert_eq!(unpacked, expected);
+        assert_eq!(
+            RootTree::new().apply_pairs(packed.iter()),
+            RootTree::new().apply(&changes)
+        );
+        assert_eq!(PackedChanges::pack(&StateChanges::new()).iter().count(), 0);
+    }
 }
