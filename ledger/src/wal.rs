@@ -16,8 +16,9 @@
 //!
 //! Why checkpoint rather than truncate: truncating and re-appending costs two syncs, and a
 //! node that did it every height paid them on the consensus path, where a sync waits for the
-//! disk to take everyone's recent writes (docs/BENCHMARKS.md, session 15). A caller that only needs the latest record lets the log grow and checkpoints rarely
-//! ([`Wal::len_bytes`] says when).
+//! disk to take everyone's recent writes (docs/BENCHMARKS.md, session 15). A caller that only
+//! needs the latest record lets the log grow and checkpoints rarely ([`Wal::len_bytes`] says
+//! when).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -32,10 +32,10 @@ use anyhow::{bail, Context, Result};
 use gongzhi_consensus::{SignedVote, ValidatorSet};
 use gongzhi_contracts::{BlockContext, Genesis};
 use gongzhi_ledger::store::{PreparedState, Store};
-use gongzhi_ledger::StoreOptions;
 use gongzhi_ledger::{
     tx, validator_set_hash, AfterChanges, Block, Canonical, CommitCertificate, CommitSignature,
-    Hash, Header, LedgerError, PublicKey, ReadCache, Receipt, StateChanges, Timestamp, Tx,
+    Hash, Header, LedgerError, PublicKey, ReadCache, Receipt, StateChanges, StoreOptions,
+    Timestamp, Tx,
 };
 
 /// Most committed heights whose state changes [`Chain`] keeps in memory.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use gongzhi_ledger::StoreOptions;
 use serde::{Deserialize, Serialize};
 
 /// The whole config file.
@@ -258,17 +259,17 @@ pub struct StorageSection {
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
-            tree_cache_nodes: gongzhi_ledger::StoreOptions::default().node_cache_nodes,
+            tree_cache_nodes: StoreOptions::default().node_cache_nodes,
         }
     }
 }
 
 impl StorageSection {
     /// The block store's options for this section.
-    pub fn store_options(&self) -> gongzhi_ledger::StoreOptions {
-        gongzhi_ledger::StoreOptions {
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
             node_cache_nodes: self.tree_cache_nodes,
-            ..gongzhi_ledger::StoreOptions::default()
+            ..StoreOptions::default()
         }
     }
 }
@@ -377,7 +378,7 @@ mod tests {
         assert!(options.sync, "a node's store always syncs its commits");
         assert_eq!(
             NodeConfig::default().storage.store_options(),
-            gongzhi_ledger::StoreOptions::default()
+            StoreOptions::default()
         );
         Ok(())
     }

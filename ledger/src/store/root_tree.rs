@@ -308,14 +308,10 @@ impl Internal {
 
     /// Put `child` in the empty `slot`.
     fn insert(&mut self, slot: usize, child: Child) {
-        let bit = 1u16 << slot;
         let at = self.index(slot);
-        if matches!(child.node, ChildNode::Leaf { .. }) {
-            self.leaves |= bit;
-        }
         self.children.insert(at, child);
-        self.present |= bit;
-        self.dirty |= bit;
+        self.present |= 1u16 << slot;
+        self.note_changed(slot, at, true);
     }
 
     /// Record that the child in `slot` changed: gone (`kept` false) or rehashed in place,
