@@ -28,7 +28,10 @@
 //! Memory: a node keeps only the children it has, leaves and internal nodes inline in their
 //! parent's list, so a walk down a cold path costs about one cache miss per level. Most nodes of
 //! a large tree sit near the bottom with two or three children; only nodes with many children
-//! keep their inner range hashes (448 bytes).
+//! keep their inner range hashes (448 bytes). Before a batch of at most a few hundred keys goes
+//! down a subtree, [`warm`] reads the nodes on their paths (and the range hashes a rehash will
+//! touch) several keys side by side, so the cache misses of different paths overlap rather
+//! than follow one another.
 
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
@@ -254,6 +257,9 @@ impl RootTree {
     fn update(&mut self, updates: &[Update]) {
         let added = match &mut self.root {
             Some(root) => {
+                if updates.len() <= WARM_BATCH {
+                    warm(root, 0, updates);
+                }
                 let (added, kept) = update(root, 0, updates, &mut self.hasher);
                 if !kept {
                     self.root = None;
@@ -439,6 +445,58 @@ fn range_index(start: u32, width: u32) -> usize {
     (base + index) as usize
 }
 
+/// Keys whose paths [`warm`] follows side by side.
+const WARM_LANES: usize = 8;
+/// The largest batch [`warm`] reads ahead for: the nodes on its paths (two cache lines a level)
+/// stay in the core's own cache until [`update`] reaches them.
+const WARM_BATCH: usize = 256;
+
+/// Read the nodes on the paths of `updates`' keys below `start` (at `depth`) into the cache,
+/// [`WARM_LANES`] keys side by side and a level at a time. A walk down one path waits for each
+/// level's node before it knows where the next is, so in a tree much larger than the cache it
+/// stalls once per level; the lanes' reads of one level are independent of each other, so their
+/// misses overlap. [`update`] then finds the nodes in cache. Reads only: the tree, and so the
+/// root, is the same with or without it.
+fn warm(start: &Child, depth: usize, updates: &[Update]) {
+    let mut read = 0u8;
+    for lanes in updates.chunks(WARM_LANES) {
+        let mut at: [Option<&Child>; WARM_LANES] = [None; WARM_LANES];
+        for cursor in at.iter_mut().take(lanes.len()) {
+            *cursor = Some(start);
+        }
+        let mut level = depth;
+        loop {
+            let mut deeper = false;
+            for (cursor, (key, _)) in at.iter_mut().zip(lanes) {
+                let Some(child) = *cursor else { continue };
+                // The hash and the node may sit on different cache lines; read both.
+                read ^= child.hash[0];
+                *cursor = match &child.node {
+                    ChildNode::Internal(node) => {
+                        let slot = nibble(key, level);
+                        if let Some(ranges) = &node.ranges {
+                            // The inner ranges the rehash will recompute for this slot: a
+                            // separate allocation, cold in a large tree.
+                            let slot = slot as u32;
+                            for width in [2, 4, 8] {
+                                read ^= ranges[range_index(slot - slot % width, width)][0];
+                            }
+                        }
+                        (node.present & (1 << slot) != 0).then(|| &node.children[node.index(slot)])
+                    }
+                    ChildNode::Leaf { .. } => None,
+                };
+                deeper |= cursor.is_some();
+            }
+            if !deeper {
+                break;
+            }
+            level += 1;
+        }
+    }
+    std::hint::black_box(read);
+}
+
 /// The subtree for `updates` (sorted by key hash, no key twice, all sharing the key-hash
 /// nibbles above `depth`) in a slot that was empty: nothing if they insert no key, a leaf if one,
 /// else an internal node. Returns the keys added and the subtree.
@@ -525,6 +583,9 @@ fn update(
         rest = tail;
         let at = internal.index(slot);
         if internal.present & (1 << slot) != 0 {
+            if updates.len() > WARM_BATCH && group.len() <= WARM_BATCH {
+                warm(&internal.children[at], depth + 1, group);
+            }
             let (delta, kept) = update(&mut internal.children[at], depth + 1, group, hasher);
             added += delta;
             internal.note_changed(slot, at, kept);
