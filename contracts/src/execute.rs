@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gongzhi_ledger::{
-    Canonical, Outcome, Overlay, PublicKey, Receipt, StateChanges, StateReader, Timestamp, Tx,
+    Canonical, Hash, Outcome, Overlay, PublicKey, Receipt, StateChanges, StateReader, Timestamp, Tx,
 };
 
 use crate::call::{Call, CallOutput};
@@ -69,19 +69,36 @@ pub fn execute_block<S: StateReader>(
     ctx: &BlockContext,
     txs: &[Tx],
 ) -> Result<BlockOutcome, ContractError> {
+    let tx_hashes: Vec<Hash> = txs.iter().map(Tx::hash).collect();
+    execute_block_with_hashes(state, ctx, txs, &tx_hashes)
+}
+
+/// [`execute_block`] for a caller that already has each tx's hash ([`Tx::hash`]), which the
+/// receipts carry: `tx_hashes[i]` must be `txs[i].hash()`.
+///
+/// # Panics
+///
+/// If `tx_hashes` and `txs` differ in length.
+pub fn execute_block_with_hashes<S: StateReader>(
+    state: &S,
+    ctx: &BlockContext,
+    txs: &[Tx],
+    tx_hashes: &[Hash],
+) -> Result<BlockOutcome, ContractError> {
+    assert_eq!(txs.len(), tx_hashes.len(), "one hash per tx");
     let mut block: Writes<'_> = Overlay::new(state as &dyn StateReader);
     validators::shift(&mut block)?;
     let mut params = parameters(&block)?;
     let mut receipts = Vec::with_capacity(txs.len());
     let mut signer_orgs = SignerOrgs::default();
-    for tx in txs {
+    for (tx, tx_hash) in txs.iter().zip(tx_hashes) {
         let (outcome, governance_applied) =
             execute_tx(&mut block, ctx, &params, &mut signer_orgs, tx)?;
         if governance_applied {
             params = parameters(&block)?;
         }
         receipts.push(Receipt {
-            tx_hash: tx.hash(),
+            tx_hash: *tx_hash,
             outcome,
         });
     }

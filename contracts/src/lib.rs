@@ -41,7 +41,7 @@ pub use call::{Call, CallOutput};
 pub use decision::{check, Decision, Denial, DenyReason};
 pub use decision_index::CheckIndex;
 pub use error::{ContractError, ErrorKind, TxError};
-pub use execute::{execute_block, BlockContext, BlockOutcome};
+pub use execute::{execute_block, execute_block_with_hashes, BlockContext, BlockOutcome};
 pub use genesis::{genesis_changes, Genesis, GenesisOrg, GenesisPurpose, GenesisReason};
 pub use governance::validators::validator_set_for_next_block;
 pub use types::{

@@ -151,6 +151,17 @@ impl Block {
         merkle_root(&encoded)
     }
 
+    /// Each tx's hash ([`Tx::hash`]) and the tx root ([`Block::compute_tx_root`]), from one
+    /// encoding of each tx.
+    pub fn compute_tx_hashes_and_root(txs: &[Tx]) -> (Vec<Hash>, Hash) {
+        let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
+        let hashes = encoded
+            .iter()
+            .map(|bytes| Hash::tagged(tags::TX, bytes))
+            .collect();
+        (hashes, merkle_root(&encoded))
+    }
+
     /// Merkle root over receipt encodings.
     pub fn compute_receipts_root(receipts: &[Receipt]) -> Hash {
         let encoded: Vec<Vec<u8>> = receipts.iter().map(Canonical::encode).collect();
@@ -166,6 +177,16 @@ impl Block {
     /// the header, and the last commit is present exactly when height > 1 and is for height-1.
     /// Signatures and execution are checked elsewhere.
     pub fn validate_basic(&self, chain_id: &str) -> Result<(), LedgerError> {
+        self.validate_basic_with_tx_root(chain_id, Self::compute_tx_root(&self.txs))
+    }
+
+    /// [`Block::validate_basic`] with the tx root already computed from `self.txs` (by
+    /// [`Block::compute_tx_hashes_and_root`], say).
+    pub fn validate_basic_with_tx_root(
+        &self,
+        chain_id: &str,
+        tx_root: Hash,
+    ) -> Result<(), LedgerError> {
         let height = self.header.height;
         if self.header.chain_id != chain_id {
             return Err(LedgerError::WrongChainId {
@@ -179,7 +200,6 @@ impl Block {
                 reason: "height 0 is the genesis state, not a block".into(),
             });
         }
-        let tx_root = Self::compute_tx_root(&self.txs);
         if tx_root != self.header.tx_root {
             return Err(LedgerError::BlockMismatch {
                 height,

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use gongzhi_consensus::{ValidatorId, ValidatorSet};
 use gongzhi_contracts::{
-    execute_block, genesis_changes, validator_set_for_next_block, BlockContext, Genesis,
+    execute_block_with_hashes, genesis_changes, validator_set_for_next_block, BlockContext, Genesis,
 };
 use gongzhi_ledger::fast_hash::FastMap;
 use gongzhi_ledger::store::RootTree;
@@ -357,7 +357,11 @@ impl Executor {
         if let Some(error) = stage.failure() {
             return Err(error);
         }
-        let CheckedBlock { record, hash } = checked;
+        let CheckedBlock {
+            record,
+            hash,
+            tx_hashes,
+        } = checked;
         let block = &record.block;
         let header = &block.header;
         let height = header.height;
@@ -401,8 +405,8 @@ impl Executor {
             time: header.time,
         };
         let phase = Instant::now();
-        let outcome =
-            execute_block(&self.state, &ctx, &block.txs).map_err(|e| ReplayError::Execution {
+        let outcome = execute_block_with_hashes(&self.state, &ctx, &block.txs, &tx_hashes)
+            .map_err(|e| ReplayError::Execution {
                 height,
                 reason: e.to_string(),
             })?;

@@ -30,6 +30,8 @@ pub struct CheckedBlock {
     pub record: AuditBlock,
     /// Its hash.
     pub hash: Hash,
+    /// The hash of each of its txs, in order.
+    pub tx_hashes: Vec<Hash>,
 }
 
 /// One record travelling through the pipeline.
@@ -195,8 +197,9 @@ pub fn check_record(index: u64, bytes: &[u8], chain_id: &str) -> Result<CheckedB
         }
     }
     verify_signatures(&record, chain_id)?;
+    let (tx_hashes, tx_root) = Block::compute_tx_hashes_and_root(&block.txs);
     block
-        .validate_basic(chain_id)
+        .validate_basic_with_tx_root(chain_id, tx_root)
         .map_err(|e| structural(height, e))?;
     let receipts_root = Block::compute_receipts_root(&record.receipts);
     if receipts_root != block.header.receipts_root {
@@ -207,7 +210,11 @@ pub fn check_record(index: u64, bytes: &[u8], chain_id: &str) -> Result<CheckedB
         });
     }
     let hash = block.hash();
-    Ok(CheckedBlock { record, hash })
+    Ok(CheckedBlock {
+        record,
+        hash,
+        tx_hashes,
+    })
 }
 
 fn verify_signatures(record: &AuditBlock, chain_id: &str) -> Result<(), ReplayError> {
