@@ -5,7 +5,9 @@
 //! signed grant issues and civility awards (half each), executed by the node's [`Chain`]
 //! into blocks with signed commit certificates, exported with [`export_store`] and replayed with
 //! [`replay_file`]. Signature checking is the only cost that should show: the figure of merit is
-//! replay txs/s divided by the batch-verify rate measured in the same run on the same threads.
+//! replay txs/s divided by the batch-verify rate measured in the same run on the same threads
+//! (the mean of a measurement just before the replay and one just after, so that the machine's
+//! speed drifting during the run moves both sides).
 //! That yardstick is the stock one, ed25519-dalek's `verify_batch`; the replay checks with
 //! Gongzhi's verifier (the same equation, each signer's terms added up first), whose rate on
 //! the same batches is reported beside it, with the replay's ratio to it.
@@ -69,8 +71,14 @@ pub struct BenchResult {
     /// Export size in bytes.
     pub export_bytes: u64,
     /// Stock ed25519 batch verification (ed25519-dalek's) on `threads` threads, signatures
-    /// per second: the yardstick.
+    /// per second: the yardstick. The mean of the two measurements, just before and just after
+    /// the replay, so that a change of the machine's speed during the run (a VM's neighbours)
+    /// moves the yardstick with the replay rather than only one of them.
     pub batch_verify_per_second: f64,
+    /// The stock rate measured just before the replay.
+    pub batch_verify_before: f64,
+    /// The stock rate measured just after the replay.
+    pub batch_verify_after: f64,
     /// The same on one thread.
     pub batch_verify_per_second_one_thread: f64,
     /// Gongzhi's batch verification (the replay's) of the same batches on `threads` threads.
@@ -365,8 +373,8 @@ fn run_in(dir: &Path, options: &BenchOptions, threads: usize) -> Result<BenchRes
     drop(chain);
     let batch = options.block_txs.max(64);
     let one = batch_verify_rate(Verifier::Stock, 1, batch, Duration::from_secs(3));
-    let all = batch_verify_rate(Verifier::Stock, threads, batch, Duration::from_secs(3));
     let ours = batch_verify_rate(Verifier::Gongzhi, threads, batch, Duration::from_secs(3));
+    let before = batch_verify_rate(Verifier::Stock, threads, batch, Duration::from_secs(3));
     let replay = replay_file(
         &out,
         &ReplayOptions {
@@ -376,6 +384,8 @@ fn run_in(dir: &Path, options: &BenchOptions, threads: usize) -> Result<BenchRes
         },
         &mut NoObserver,
     )?;
+    let after = batch_verify_rate(Verifier::Stock, threads, batch, Duration::from_secs(3));
+    let all = (before + after) / 2.0;
     let replay_rate = replay.signatures as f64 / replay.seconds.max(1e-9);
     let ratio = replay_rate / all.max(1e-9);
     let ratio_to_own_verifier = replay_rate / ours.max(1e-9);
@@ -387,6 +397,8 @@ fn run_in(dir: &Path, options: &BenchOptions, threads: usize) -> Result<BenchRes
         export_seconds: export.seconds,
         export_bytes: export.bytes,
         batch_verify_per_second: all,
+        batch_verify_before: before,
+        batch_verify_after: after,
         batch_verify_per_second_one_thread: one,
         own_verify_per_second: ours,
         replay,
@@ -404,7 +416,8 @@ impl BenchResult {
              \x20 build (sign, execute, commit)   {:>10.1} s\n\
              \x20 export                          {:>10.1} s  {:.1} MB\n\
              \x20 ed25519 batch verify, 1 thread  {:>10.0} sig/s  (ed25519-dalek's verify_batch)\n\
-             \x20 ed25519 batch verify, {} threads {:>10.0} sig/s  (ed25519-dalek's verify_batch)\n\
+             \x20 ed25519 batch verify, {} threads {:>10.0} sig/s  (ed25519-dalek's verify_batch; \
+             {:.0} before the replay, {:.0} after)\n\
              \x20 same batches, gongzhi verifier {:>10.0} sig/s  (terms per signer added up)\n\
              \x20 replay                          {:>10.1} s  {:.0} txs/s, {:.0} sig/s\n\
              \x20 replay / batch-verify rate      {:>10.1} %  ({:.1} % of gongzhi's verifier)\n\
@@ -418,6 +431,8 @@ impl BenchResult {
             self.batch_verify_per_second_one_thread,
             self.threads,
             self.batch_verify_per_second,
+            self.batch_verify_before,
+            self.batch_verify_after,
             self.own_verify_per_second,
             r.seconds,
             r.txs_per_second,
