@@ -133,15 +133,30 @@ impl SignerOrgs {
     /// corruption: a signer key maps only to a stored organisation.
     fn load(&mut self, state: &Writes<'_>, id: &OrgId) -> Result<Arc<Organisation>, ContractError> {
         let key = keys::org(id);
-        let bytes = state.get(&key)?.ok_or_else(|| store::missing(&key))?;
-        if let Some((decoded_from, org)) = self.0.get(id) {
-            if *decoded_from == bytes {
-                return Ok(Arc::clone(org));
+        /// The stored record: the one decoded before, or new bytes to decode.
+        enum Stored {
+            Decoded(Arc<Organisation>),
+            Changed(Vec<u8>),
+        }
+        // Compared where the state holds the bytes; copied only when they must be decoded.
+        let cached = self.0.get(id);
+        let mut found = None;
+        state.visit(&key, &mut |stored| {
+            found = stored.map(|bytes| match cached {
+                Some((decoded_from, org)) if decoded_from.as_slice() == bytes => {
+                    Stored::Decoded(Arc::clone(org))
+                }
+                _ => Stored::Changed(bytes.to_vec()),
+            });
+        })?;
+        match found.ok_or_else(|| store::missing(&key))? {
+            Stored::Decoded(org) => Ok(org),
+            Stored::Changed(bytes) => {
+                let org = Arc::new(store::decode::<Organisation>(&key, &bytes)?);
+                self.0.insert(id.clone(), (bytes, Arc::clone(&org)));
+                Ok(org)
             }
         }
-        let org = Arc::new(store::decode::<Organisation>(&key, &bytes)?);
-        self.0.insert(id.clone(), (bytes, Arc::clone(&org)));
-        Ok(org)
     }
 }
 

@@ -96,15 +96,14 @@ pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
     chunk_key: impl FnOnce(u64) -> Vec<u8>,
     value: T,
 ) -> Result<(), ContractError> {
-    let stored = writes.get(&head_key)?;
-    let (sealed, open) = match &stored {
-        Some(bytes) => {
-            let shape: HeadShape<T> = decode(&head_key, bytes)?;
-            (shape.sealed, shape.open.0)
-        }
-        None => (0, 0),
-    };
-    if let Some(push) = spliced_push(stored.as_deref(), sealed, open, &to_bytes(&value)) {
+    let entry = to_bytes(&value);
+    // Planned where the state holds the stored head, which is not copied.
+    let mut planned = None;
+    writes.visit(&head_key, &mut |stored| {
+        planned = Some(plan_push::<T>(&head_key, stored, &entry));
+    })?;
+    let (sealed, push) = planned.unwrap_or_else(|| plan_push::<T>(&head_key, None, &entry))?;
+    if let Some(push) = push {
         if let Some(chunk) = push.chunk {
             writes.set(chunk_key(sealed), chunk);
         }
@@ -112,6 +111,7 @@ pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
         return Ok(());
     }
     // A stored head whose prefix is not in canonical form: encode it afresh.
+    let stored = writes.get(&head_key)?;
     let mut head: ChunkedHead<T> = match &stored {
         Some(bytes) => decode(&head_key, bytes)?,
         None => ChunkedHead::default(),
@@ -121,6 +121,23 @@ pub(crate) fn chunked_push<T: Serialize + DeserializeOwned>(
     }
     write(writes, head_key, &head);
     Ok(())
+}
+
+/// The stored head's number of sealed chunks, and the bytes appending `entry` to it writes
+/// ([`spliced_push`]; `None`: the head must be re-encoded).
+fn plan_push<T: DeserializeOwned>(
+    head_key: &[u8],
+    stored: Option<&[u8]>,
+    entry: &[u8],
+) -> Result<(u64, Option<SplicedPush>), ContractError> {
+    let (sealed, open) = match stored {
+        Some(bytes) => {
+            let shape: HeadShape<T> = decode(head_key, bytes)?;
+            (shape.sealed, shape.open.0)
+        }
+        None => (0, 0),
+    };
+    Ok((sealed, spliced_push(stored, sealed, open, entry)))
 }
 
 /// A stored [`ChunkedHead`] decoded only as far as a push needs: the number of sealed chunks

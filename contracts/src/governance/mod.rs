@@ -316,7 +316,9 @@ pub fn purpose_exists<S: StateReader + ?Sized>(
     state: &S,
     code: &PurposeCode,
 ) -> Result<bool, ContractError> {
-    Ok(state.get(&keys::purpose(code))?.is_some())
+    let mut exists = false;
+    state.visit(&keys::purpose(code), &mut |value| exists = value.is_some())?;
+    Ok(exists)
 }
 
 /// A reason of the catalogue.
