@@ -226,7 +226,7 @@ impl RootTree {
         changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) -> Hash {
         let hasher = &mut self.hasher;
-        let mut updates: Vec<Update> = changes
+        let hashed: Vec<Update> = changes
             .into_iter()
             .map(|(key, value)| {
                 let key_hash = hasher.hash(key);
@@ -239,12 +239,18 @@ impl RootTree {
             .collect();
         // Distinct keys (a map's) have distinct blake3 hashes. Ordered by their first eight
         // bytes as a number, then by the rest: the same order as comparing the arrays, without
-        // a byte-string comparison for nearly every pair.
-        updates.sort_unstable_by(|a, b| {
-            leading_u64(&a.0)
-                .cmp(&leading_u64(&b.0))
-                .then_with(|| a.0.cmp(&b.0))
+        // a byte-string comparison for nearly every pair. The sort moves 16-byte (prefix,
+        // position) pairs rather than the 65-byte updates, which are then gathered once.
+        let mut order: Vec<(u64, u32)> = hashed
+            .iter()
+            .enumerate()
+            .map(|(at, (key, _))| (leading_u64(key), at as u32))
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| hashed[a.1 as usize].0.cmp(&hashed[b.1 as usize].0))
         });
+        let updates: Vec<Update> = order.iter().map(|&(_, at)| hashed[at as usize]).collect();
         assert!(
             updates.windows(2).all(|pair| pair[0].0 != pair[1].0),
             "a key comes twice in one batch of state changes"
