@@ -14,8 +14,12 @@
 //! No clocks, no randomness, no hash maps: the same state and txs give the same receipts and
 //! changes on every node.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 
 use gongzhi_ledger::{
     Canonical, Hash, Outcome, Overlay, PublicKey, Receipt, StateChanges, StateReader, Timestamp, Tx,
@@ -25,10 +29,10 @@ use crate::call::{Call, CallOutput};
 use crate::civility;
 use crate::error::{CallError, CallResult, ContractError, ErrorKind, TxError};
 use crate::governance::{parameters, proposals, validators, Organisation, Parameters};
-use crate::grants::{datasets, lifecycle};
+use crate::grants::{datasets, lifecycle, Dataset};
 use crate::keys;
 use crate::store::{self, Writes};
-use crate::types::OrgId;
+use crate::types::{DatasetId, OrgId};
 
 /// The block being executed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub(crate) struct CallContext {
     pub org: Arc<Organisation>,
     /// Parameters at the start of the tx.
     pub params: Parameters,
+    /// The datasets decoded so far in this block ([`Decoded`]), shared by its txs.
+    pub datasets: Rc<RefCell<Decoded<DatasetId, Dataset>>>,
 }
 
 /// Execute a block's txs on `state` (the state after the previous block).
@@ -91,9 +97,10 @@ pub fn execute_block_with_hashes<S: StateReader>(
     let mut params = parameters(&block)?;
     let mut receipts = Vec::with_capacity(txs.len());
     let mut signer_orgs = SignerOrgs::default();
+    let datasets = Rc::new(RefCell::new(Decoded::default()));
     for (tx, tx_hash) in txs.iter().zip(tx_hashes) {
         let (outcome, governance_applied) =
-            execute_tx(&mut block, ctx, &params, &mut signer_orgs, tx)?;
+            execute_tx(&mut block, ctx, &params, &mut signer_orgs, &datasets, tx)?;
         if governance_applied {
             params = parameters(&block)?;
         }
@@ -121,43 +128,71 @@ pub fn nonce<S: StateReader + ?Sized>(state: &S, signer: &PublicKey) -> Result<u
     Ok(store::read(state, &keys::nonce(signer))?.unwrap_or(0))
 }
 
-/// The decoded organisations of a block's signers, each kept with the stored bytes it was
-/// decoded from. A lookup still reads the bytes and decodes again whenever they differ, so it
-/// never serves a stale organisation (governance may rewrite one mid-block); it only spares
-/// decoding the same record (with all its operator keys) for every tx its members sign.
-#[derive(Default)]
-struct SignerOrgs(BTreeMap<OrgId, (Vec<u8>, Arc<Organisation>)>);
+/// Records decoded during one block, each kept with the stored bytes it was decoded from: the
+/// organisations of its signers, the datasets its txs name. A lookup still reads the bytes and
+/// decodes again whenever they differ, so it never serves a stale record (governance may
+/// rewrite an organisation mid-block, a tx may register a dataset); it only spares decoding the
+/// same record for every tx that needs it. Looked up by key, never iterated into a result.
+#[derive(Debug)]
+pub(crate) struct Decoded<K, V>(BTreeMap<K, (Vec<u8>, Arc<V>)>);
 
-impl SignerOrgs {
-    /// Organisation `id` as `state` holds it now, shared rather than copied. Its absence is
-    /// corruption: a signer key maps only to a stored organisation.
-    fn load(&mut self, state: &Writes<'_>, id: &OrgId) -> Result<Arc<Organisation>, ContractError> {
-        let key = keys::org(id);
+impl<K, V> Default for Decoded<K, V> {
+    fn default() -> Self {
+        Decoded(BTreeMap::new())
+    }
+}
+
+impl<K: Ord + Clone, V: DeserializeOwned> Decoded<K, V> {
+    /// The record `id` stored at `key` as `state` holds it now (`None`: absent), shared rather
+    /// than copied.
+    pub(crate) fn load(
+        &mut self,
+        state: &Writes<'_>,
+        id: &K,
+        key: &[u8],
+    ) -> Result<Option<Arc<V>>, ContractError> {
         /// The stored record: the one decoded before, or new bytes to decode.
-        enum Stored {
-            Decoded(Arc<Organisation>),
+        enum Stored<V> {
+            Decoded(Arc<V>),
             Changed(Vec<u8>),
         }
         // Compared where the state holds the bytes; copied only when they must be decoded.
         let cached = self.0.get(id);
         let mut found = None;
-        state.visit(&key, &mut |stored| {
+        state.visit(key, &mut |stored| {
             found = stored.map(|bytes| match cached {
-                Some((decoded_from, org)) if decoded_from.as_slice() == bytes => {
-                    Stored::Decoded(Arc::clone(org))
+                Some((decoded_from, record)) if decoded_from.as_slice() == bytes => {
+                    Stored::Decoded(Arc::clone(record))
                 }
                 _ => Stored::Changed(bytes.to_vec()),
             });
         })?;
-        match found.ok_or_else(|| store::missing(&key))? {
-            Stored::Decoded(org) => Ok(org),
-            Stored::Changed(bytes) => {
-                let org = Arc::new(store::decode::<Organisation>(&key, &bytes)?);
-                self.0.insert(id.clone(), (bytes, Arc::clone(&org)));
-                Ok(org)
+        Ok(match found {
+            None => None,
+            Some(Stored::Decoded(record)) => Some(record),
+            Some(Stored::Changed(bytes)) => {
+                let record = Arc::new(store::decode::<V>(key, &bytes)?);
+                self.0.insert(id.clone(), (bytes, Arc::clone(&record)));
+                Some(record)
             }
-        }
+        })
     }
+}
+
+/// The decoded organisations of a block's signers ([`Decoded`]): each organisation's record,
+/// with all its operator keys, is decoded once for every tx its members sign.
+type SignerOrgs = Decoded<OrgId, Organisation>;
+
+/// Organisation `id`, the organisation of a signer, as `state` holds it now. Its absence is
+/// corruption: a signer key maps only to a stored organisation.
+fn signer_org(
+    orgs: &mut SignerOrgs,
+    state: &Writes<'_>,
+    id: &OrgId,
+) -> Result<Arc<Organisation>, ContractError> {
+    let key = keys::org(id);
+    orgs.load(state, id, &key)?
+        .ok_or_else(|| store::missing(&key))
 }
 
 /// Run one tx; returns its outcome and whether a governance call succeeded.
@@ -166,6 +201,7 @@ fn execute_tx(
     ctx: &BlockContext,
     params: &Parameters,
     signer_orgs: &mut SignerOrgs,
+    datasets: &Rc<RefCell<Decoded<DatasetId, Dataset>>>,
     tx: &Tx,
 ) -> Result<(Outcome, bool), ContractError> {
     let body = &tx.body;
@@ -193,7 +229,7 @@ fn execute_tx(
         return Ok((failure(ErrorKind::BadNonce, message), false));
     }
     store::write(block, keys::nonce(&body.signer), &body.nonce);
-    let org = signer_orgs.load(block, &org_id)?;
+    let org = signer_org(signer_orgs, block, &org_id)?;
     if !org.is_active() {
         let message = format!(
             "{} is {:?}; its txs are refused until governance reinstates it",
@@ -215,6 +251,7 @@ fn execute_tx(
         height: ctx.height,
         org,
         params: params.clone(),
+        datasets: Rc::clone(datasets),
     };
     // The call writes straight into the block's overlay; a checkpoint drops its writes if it
     // fails (the nonce above stays used).

@@ -5,6 +5,8 @@
 //! decided once. Invariants: dataset fields are sorted, distinct slugs, at most
 //! `max_fields_per_dataset`; datasets are never deleted; a request's fields exist in its dataset.
 
+use std::sync::Arc;
+
 use gongzhi_ledger::Timestamp;
 
 use crate::error::{reject, CallResult};
@@ -32,8 +34,16 @@ pub(crate) fn require_role(ctx: &CallContext, role: Role, what: &str) -> CallRes
 }
 
 /// The dataset `id`, or `UNKNOWN_DATASET`.
-pub(crate) fn require_dataset(writes: &Writes<'_>, id: &DatasetId) -> CallResult<Dataset> {
-    match get_dataset(writes, id)? {
+pub(crate) fn require_dataset(
+    writes: &Writes<'_>,
+    ctx: &CallContext,
+    id: &DatasetId,
+) -> CallResult<Arc<Dataset>> {
+    let loaded = ctx
+        .datasets
+        .borrow_mut()
+        .load(writes, id, &keys::dataset(id))?;
+    match loaded {
         Some(dataset) => Ok(dataset),
         None => reject!(
             UnknownDataset,
@@ -182,7 +192,7 @@ pub(crate) fn request_access(
     args: AccessRequestArgs,
 ) -> CallResult<RequestId> {
     require_role(ctx, Role::Member, "request access")?;
-    let dataset = require_dataset(writes, &args.dataset)?;
+    let dataset = require_dataset(writes, ctx, &args.dataset)?;
     if dataset.owner == ctx.org.id {
         reject!(
             InvalidArgument,
@@ -229,7 +239,7 @@ fn pending_request_of_owner(
             "no {id}; list the dataset's requests to find its id"
         );
     };
-    let dataset = require_dataset(writes, &request.dataset)?;
+    let dataset = require_dataset(writes, ctx, &request.dataset)?;
     if dataset.owner != ctx.org.id {
         reject!(
             NotDatasetOwner,

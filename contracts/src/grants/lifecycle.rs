@@ -106,7 +106,7 @@ pub(crate) fn create_grant(
     new: NewGrant,
 ) -> CallResult<GrantId> {
     use crate::error::ErrorKind;
-    let dataset = require_dataset(writes, &new.dataset)?;
+    let dataset = require_dataset(writes, ctx, &new.dataset)?;
     if new.parent.is_none() && dataset.owner != ctx.org.id {
         reject!(
             NotDatasetOwner,
@@ -164,7 +164,7 @@ pub(crate) fn create_grant(
         id,
         grantor: ctx.org.id.clone(),
         grantee: new.grantee,
-        dataset: dataset.id,
+        dataset: dataset.id.clone(),
         fields,
         purposes,
         valid_from: new.valid_from,
@@ -351,7 +351,7 @@ pub(crate) fn revoke(
 ) -> CallResult<u64> {
     check_text(&ctx.params, "revocation reason", &reason)?;
     let mut grant = require_grant(writes, id)?;
-    let owner = require_dataset(writes, &grant.dataset)?.owner;
+    let owner = require_dataset(writes, ctx, &grant.dataset)?.owner.clone();
     if grant.grantor != ctx.org.id && owner != ctx.org.id {
         reject!(
             NotGrantor,
