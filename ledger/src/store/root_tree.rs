@@ -241,16 +241,16 @@ impl RootTree {
         // bytes as a number, then by the rest: the same order as comparing the arrays, without
         // a byte-string comparison for nearly every pair. The sort moves 16-byte (prefix,
         // position) pairs rather than the 65-byte updates, which are then gathered once.
-        let mut order: Vec<(u64, u32)> = hashed
+        let mut order: Vec<(u64, usize)> = hashed
             .iter()
             .enumerate()
-            .map(|(at, (key, _))| (leading_u64(key), at as u32))
+            .map(|(at, (key, _))| (leading_u64(key), at))
             .collect();
         order.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
-                .then_with(|| hashed[a.1 as usize].0.cmp(&hashed[b.1 as usize].0))
+                .then_with(|| hashed[a.1].0.cmp(&hashed[b.1].0))
         });
-        let updates: Vec<Update> = order.iter().map(|&(_, at)| hashed[at as usize]).collect();
+        let updates: Vec<Update> = order.iter().map(|&(_, at)| hashed[at]).collect();
         assert!(
             updates.windows(2).all(|pair| pair[0].0 != pair[1].0),
             "a key comes twice in one batch of state changes"
