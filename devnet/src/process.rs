@@ -205,6 +205,26 @@ pub fn free_port() -> Result<u16> {
     )
 }
 
+/// The processes whose command line mentions `needle` (a devnet's directory, say), each as
+/// `"pid: command line"`: how a test checks that nothing of a devnet is left running.
+pub fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmdline.contains(needle.as_ref()) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+    }
+    found
+}
+
 /// The `gongzhi` binary cargo built next to the running test executable
 /// (`target/<profile>/gongzhi` for `target/<profile>/deps/<test>`): how end-to-end tests find
 /// the real node to start.

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use gongzhi_devnet::process::gongzhi_next_to_test;
+use gongzhi_devnet::process::{gongzhi_next_to_test, processes_mentioning};
 
 /// How long the whole bench may take (devnet start, setup, 1 s warm-up, 5 s load, drain).
 const DEADLINE: Duration = Duration::from_secs(150);
@@ -23,25 +23,6 @@ fn row<'a>(table: &'a str, metric: &str) -> Option<&'a str> {
 
 fn number(text: &str) -> Option<f64> {
     text.trim_end_matches(" ms").replace(',', "").parse().ok()
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &Path) -> Vec<String> {
-    let needle = needle.to_string_lossy().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-            if cmdline.contains(&needle) {
-                found.push(format!("{name}: {cmdline}"));
-            }
-        }
-    }
-    found
 }
 
 /// Run `gongzhi devnet bench` with `args` (space-separated) on a devnet in `net`; its output,
