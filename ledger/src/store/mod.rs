@@ -23,6 +23,7 @@ pub mod background;
 mod columns;
 mod commit;
 mod direct_io;
+mod hash_jobs;
 mod node_cache;
 mod proof;
 mod reads;

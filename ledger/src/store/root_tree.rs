@@ -19,11 +19,14 @@
 //! the key/value set, never on the order of updates (tests compare it with jmt's at every
 //! version, through inserts, overwrites and deletions). A block's changes are applied as one
 //! batch sorted by key hash, depth first: each node on a changed path is visited once, its
-//! changed children first, and rehashed right then, while it is still in cache — from the
-//! children's hashes it keeps and, in a node with many children, only the ranges of its inner
-//! binary tree that hold a changed slot. The tree is therefore always hashed: [`RootTree::root`]
-//! only reads. Internal nodes are looked up by position, never through a hash map, so nothing
-//! here depends on an iteration order.
+//! changed children first, and its rehash is queued — from the children's hashes it keeps and,
+//! in a node with many children, only the ranges of its inner binary tree that hold a changed
+//! slot. The queued hashes are computed sixteen at a time ([`super::hash_jobs`]) and written
+//! back as soon as a subtree's batch of at most a few hundred keys is done, while its nodes are
+//! still in cache (the levels above, once the whole batch is done). The tree is therefore
+//! always hashed when an update returns: [`RootTree::root`] only reads. Internal nodes are
+//! looked up by position, never through a hash map, so nothing here depends on an iteration
+//! order.
 //!
 //! Memory: a node keeps only the children it has, leaves and internal nodes inline in their
 //! parent's list, so a walk down a cold path costs about one cache miss per level. Most nodes of
@@ -33,6 +36,7 @@
 //! touch) several keys side by side, so the cache misses of different paths overlap rather
 //! than follow one another.
 
+use super::hash_jobs::{HashJobs, HashRef};
 use crate::hash::{tags, Hash};
 use crate::state::StateChanges;
 
@@ -48,6 +52,7 @@ pub struct RootTree {
     root: Option<Child>,
     keys: usize,
     hasher: TreeHasher,
+    jobs: HashJobs,
 }
 
 /// Which of jmt's two node kinds a node hash is for.
@@ -79,7 +84,7 @@ impl NodeKind {
         })
     }
 
-    fn key(self) -> &'static [u8; 32] {
+    pub(super) fn key(self) -> &'static [u8; 32] {
         static KEYS: std::sync::LazyLock<[[u8; 32]; 2]> = std::sync::LazyLock::new(|| {
             [
                 blake3::derive_key(tags::STATE_LEAF, b""),
@@ -90,7 +95,7 @@ impl NodeKind {
     }
 
     /// The node's hash: blake3 keyed for its kind over its 64 bytes, one compression.
-    fn hash(self, halves: &[u8]) -> [u8; 32] {
+    pub(super) fn hash(self, halves: &[u8]) -> [u8; 32] {
         *blake3::keyed_hash(self.key(), halves).as_bytes()
     }
 }
@@ -177,6 +182,9 @@ enum ChildNode {
 struct Internal {
     /// Bitmap of the slots whose subtree changed since the last rehash.
     dirty: u16,
+    /// Bitmap of the slots whose inner ranges a queued rehash recomputes (all of them when
+    /// the ranges are new): between [`Internal::plan_rehash`] and [`write_back`] only.
+    stale: u16,
     /// Bitmap of the slots holding a child; `children[i]` is the child of the `i`-th set bit.
     present: u16,
     /// Bitmap of the slots holding a leaf (a subset of `present`).
@@ -261,23 +269,30 @@ impl RootTree {
 
     /// Apply `updates`, sorted by key hash with no key twice.
     fn update(&mut self, updates: &[Update]) {
+        let jobs = &mut self.jobs;
+        let start = jobs.mark();
         let added = match &mut self.root {
             Some(root) => {
                 if updates.len() <= WARM_BATCH {
                     warm(root, 0, updates);
                 }
-                let (added, kept) = update(root, 0, updates, &mut self.hasher);
+                let (added, kept) = update(root, 0, updates, jobs);
                 if !kept {
                     self.root = None;
                 }
                 added
             }
             None => {
-                let (added, built) = build(0, updates, &mut self.hasher);
+                let (added, built) = build(0, updates, jobs);
                 self.root = built;
                 added
             }
         };
+        jobs.run_from(start);
+        if let Some(root) = &mut self.root {
+            write_back(root, jobs);
+        }
+        jobs.truncate(start);
         self.keys = self.keys.saturating_add_signed(added);
     }
 
@@ -301,6 +316,7 @@ impl Internal {
     fn empty() -> Internal {
         Internal {
             dirty: 0,
+            stale: 0,
             present: 0,
             leaves: 0,
             children: Vec::with_capacity(2),
@@ -342,79 +358,164 @@ impl Internal {
         }
     }
 
-    /// The node's hash, brought up to date with its children's (already current) hashes: with
-    /// its inner ranges, only those holding a dirty slot are recomputed; without, the whole
-    /// inner tree is hashed from the children.
-    fn rehash(&mut self, hasher: &TreeHasher) -> [u8; 32] {
+    /// Queue the node's rehash on `jobs`, its changed children's hashes being the jobs in
+    /// `planned` (by slot; [`NOT_PLANNED`] for a child whose hash is current): with its inner
+    /// ranges, only those holding a dirty slot are recomputed; without, the whole inner tree
+    /// is hashed from the children. Notes, in order, the recomputed ranges and then the node's
+    /// hash for [`write_back`], and returns the node's hash.
+    fn plan_rehash(&mut self, planned: &[u32; 16], jobs: &mut HashJobs) -> HashRef {
         let count = self.present.count_ones();
+        self.stale = self.dirty;
         if self.ranges.is_none() && count >= DENSE {
             self.ranges = Some(Box::new([PLACEHOLDER; 14]));
-            self.dirty = u16::MAX;
+            self.stale = u16::MAX;
         } else if self.ranges.is_some() && count < SPARSE {
             self.ranges = None;
         }
         let hash = match self.ranges.take() {
-            Some(mut ranges) => {
+            Some(mut kept) => {
+                // A recomputed range is a job (its id here) exactly when it is hashed from
+                // its halves; one that needs no hash (width 2 and up: the placeholder or a
+                // lone leaf's hash) is final now.
+                let mut queued = [NOT_PLANNED; 14];
                 for width in [2u32, 4, 8] {
                     for start in (0..16).step_by(width as usize) {
-                        if self.dirty & range_mask(start, width) != 0 {
-                            ranges[range_index(start, width)] =
-                                self.range_hash(hasher, start, width, |start, half| {
-                                    ranges[range_index(start, half)]
-                                });
+                        if self.stale & range_mask(start, width) != 0 {
+                            let at = range_index(start, width);
+                            match self.range_ref(start, width, planned, jobs, &kept, &queued) {
+                                HashRef::Job(job) => {
+                                    queued[at] = job;
+                                    jobs.result(HashRef::Job(job));
+                                }
+                                HashRef::Known(hash) => kept[at] = hash,
+                            }
                         }
                     }
                 }
-                let hash = self.range_hash(hasher, 0, 16, |start, half| {
-                    ranges[range_index(start, half)]
-                });
-                self.ranges = Some(ranges);
+                let hash = self.range_ref(0, 16, planned, jobs, &kept, &queued);
+                self.ranges = Some(kept);
                 hash
             }
-            None => self.scratch_hash(hasher, 0, 16),
+            None => self.scratch_ref(0, 16, planned, jobs),
         };
-        self.dirty = 0;
+        jobs.result(hash);
         hash
     }
 
     /// The hash of the slots `start..start + width` computed from the children alone.
-    fn scratch_hash(&self, hasher: &TreeHasher, start: u32, width: u32) -> [u8; 32] {
-        self.range_hash(hasher, start, width, |start, half| {
-            self.scratch_hash(hasher, start, half)
-        })
-    }
-
-    /// The hash of the slots `start..start + width` (jmt's rule, see the module
-    /// documentation), where `half(start, width)` gives the hash of a half range wider than one
-    /// slot.
-    fn range_hash(
+    fn scratch_ref(
         &self,
-        hasher: &TreeHasher,
         start: u32,
         width: u32,
-        half: impl Fn(u32, u32) -> [u8; 32],
-    ) -> [u8; 32] {
+        planned: &[u32; 16],
+        jobs: &mut HashJobs,
+    ) -> HashRef {
+        if let Some(hash) = self.range_shortcut(start, width, planned) {
+            return hash;
+        }
+        let half = width / 2;
+        let left = self.scratch_ref(start, half, planned, jobs);
+        let right = self.scratch_ref(start + half, half, planned, jobs);
+        jobs.push(left, right)
+    }
+
+    /// The hash of the slots `start..start + width`, the halves wider than one slot taken
+    /// from the kept `ranges` or, where recomputed, from their `queued` jobs.
+    fn range_ref(
+        &self,
+        start: u32,
+        width: u32,
+        planned: &[u32; 16],
+        jobs: &mut HashJobs,
+        ranges: &[[u8; 32]; 14],
+        queued: &[u32; 14],
+    ) -> HashRef {
+        if let Some(hash) = self.range_shortcut(start, width, planned) {
+            return hash;
+        }
+        let half = width / 2;
+        let part = |start: u32| {
+            if half > 1 {
+                let at = range_index(start, half);
+                match queued[at] {
+                    NOT_PLANNED => HashRef::Known(ranges[at]),
+                    job => HashRef::Job(job),
+                }
+            } else {
+                self.range_shortcut(start, 1, planned)
+                    .unwrap_or(HashRef::Known(PLACEHOLDER))
+            }
+        };
+        let (left, right) = (part(start), part(start + half));
+        jobs.push(left, right)
+    }
+
+    /// Whether the slots `start..start + width` hash from their halves: they hold two or more
+    /// children, or (wider than one slot) a lone internal node.
+    fn hashed_from_halves(&self, start: u32, width: u32) -> bool {
+        let mask = range_mask(start, width);
+        let in_range = self.present & mask;
+        in_range.count_ones() > 1 || (in_range != 0 && self.leaves & mask == 0 && width > 1)
+    }
+
+    /// jmt's rule for the slots `start..start + width` when it needs no hash of halves: none
+    /// present is the placeholder, and a single child that is a leaf (or a single slot) is
+    /// that child's hash. `None` when the range is hashed from its halves.
+    fn range_shortcut(&self, start: u32, width: u32, planned: &[u32; 16]) -> Option<HashRef> {
         let mask = range_mask(start, width);
         let in_range = self.present & mask;
         if in_range == 0 {
-            PLACEHOLDER
-        } else if in_range.count_ones() == 1 && (self.leaves & mask != 0 || width == 1) {
-            *self.child_hash(in_range.trailing_zeros())
+            Some(HashRef::Known(PLACEHOLDER))
+        } else if !self.hashed_from_halves(start, width) {
+            let slot = in_range.trailing_zeros();
+            Some(match planned[slot as usize] {
+                NOT_PLANNED => HashRef::Known(*self.child_hash(slot)),
+                job => HashRef::Job(job),
+            })
         } else {
-            let part_width = width / 2;
-            let part = |start: u32| {
-                if part_width > 1 {
-                    half(start, part_width)
-                } else if self.present & (1 << start) != 0 {
-                    *self.child_hash(start)
-                } else {
-                    PLACEHOLDER
-                }
-            };
-            let (left, right) = (part(start), part(start + part_width));
-            hasher.hash_pair(NodeKind::Internal, &left, &right)
+            None
         }
     }
+}
+
+/// In `planned`: the child's hash is current, no job computes it.
+const NOT_PLANNED: u32 = u32::MAX;
+
+/// Take the hashes [`Internal::plan_rehash`] queued for `child`'s subtree back from `jobs`
+/// (after [`HashJobs::run`]), children first and in slot order as they were queued, and
+/// clear the nodes' dirty marks.
+fn write_back(child: &mut Child, jobs: &mut HashJobs) {
+    let ChildNode::Internal(node) = &mut child.node else {
+        return;
+    };
+    if node.dirty == 0 {
+        // Not rehashed (nothing below changed, or written back already).
+        return;
+    }
+    let mut changed = node.dirty & node.present & !node.leaves;
+    while changed != 0 {
+        let slot = changed.trailing_zeros() as usize;
+        changed &= changed - 1;
+        let at = node.index(slot);
+        write_back(&mut node.children[at], jobs);
+    }
+    if let Some(mut ranges) = node.ranges.take() {
+        // The recomputed ranges that were jobs, in the order they were queued (the others
+        // were final when queued).
+        for width in [2u32, 4, 8] {
+            for start in (0..16).step_by(width as usize) {
+                if node.stale & range_mask(start, width) != 0
+                    && node.hashed_from_halves(start, width)
+                {
+                    ranges[range_index(start, width)] = jobs.take();
+                }
+            }
+        }
+        node.ranges = Some(ranges);
+    }
+    child.hash = jobs.take();
+    node.dirty = 0;
+    node.stale = 0;
 }
 
 /// The first eight bytes of `key_hash`, big-endian: comparing these compares the hashes'
@@ -506,7 +607,7 @@ fn warm(start: &Child, depth: usize, updates: &[Update]) {
 /// The subtree for `updates` (sorted by key hash, no key twice, all sharing the key-hash
 /// nibbles above `depth`) in a slot that was empty: nothing if they insert no key, a leaf if one,
 /// else an internal node. Returns the keys added and the subtree.
-fn build(depth: usize, updates: &[Update], hasher: &mut TreeHasher) -> (isize, Option<Child>) {
+fn build(depth: usize, updates: &[Update], jobs: &mut HashJobs) -> (isize, Option<Child>) {
     let mut inserts = updates
         .iter()
         .filter_map(|(key, leaf)| Some((*key, (*leaf)?)));
@@ -524,16 +625,17 @@ fn build(depth: usize, updates: &[Update], hasher: &mut TreeHasher) -> (isize, O
                 hash: PLACEHOLDER,
                 node: ChildNode::Internal(Internal::empty()),
             };
-            let (added, kept) = update(&mut child, depth, updates, hasher);
+            let (added, kept) = update(&mut child, depth, updates, jobs);
             (added, kept.then_some(child))
         }
     }
 }
 
 /// Apply `updates` — sorted by key hash, no key twice, all sharing the key-hash nibbles above
-/// `depth` — to the subtree `child` at `depth`, and rehash every node they change, bottom-up,
-/// while it is still in cache. Returns the number of keys added (negative: removed) and whether
-/// the slot still holds anything.
+/// `depth` — to the subtree `child` at `depth`, and queue on `jobs` the rehash of every node
+/// they change, bottom-up (the subtree's hashes are current once [`write_back`] has run).
+/// Returns the number of keys added (negative: removed) and whether the slot still holds
+/// anything.
 ///
 /// The shape stays Jellyfish's: keys sharing a nibble prefix get an internal node for it (a
 /// chain of single-child internal nodes down to where they part), and an internal node left
@@ -542,7 +644,7 @@ fn update(
     child: &mut Child,
     depth: usize,
     updates: &[Update],
-    hasher: &mut TreeHasher,
+    jobs: &mut HashJobs,
 ) -> (isize, bool) {
     if let ChildNode::Leaf { key_hash } = child.node {
         if let [(key, change)] = updates {
@@ -578,6 +680,7 @@ fn update(
         unreachable!("a leaf was replaced by an internal node above");
     };
     let mut added = 0;
+    let mut planned = [NOT_PLANNED; 16];
     let mut rest = updates;
     while let Some((first, _)) = rest.first() {
         let slot = nibble(first, depth);
@@ -589,14 +692,29 @@ fn update(
         rest = tail;
         let at = internal.index(slot);
         if internal.present & (1 << slot) != 0 {
-            if updates.len() > WARM_BATCH && group.len() <= WARM_BATCH {
+            // A batch small enough to stay in cache is hashed and written back right away;
+            // its subtree's hash is then current.
+            let settle = updates.len() > WARM_BATCH && group.len() <= WARM_BATCH;
+            if settle {
                 warm(&internal.children[at], depth + 1, group);
             }
-            let (delta, kept) = update(&mut internal.children[at], depth + 1, group, hasher);
+            let mark = jobs.mark();
+            let (delta, kept) = update(&mut internal.children[at], depth + 1, group, jobs);
             added += delta;
             internal.note_changed(slot, at, kept);
-        } else if let (delta, Some(new)) = build(depth + 1, group, hasher) {
+            if kept {
+                let child = &mut internal.children[at];
+                if settle {
+                    jobs.run_from(mark);
+                    write_back(child, jobs);
+                    jobs.truncate(mark);
+                } else {
+                    planned[slot] = planned_hash(child, jobs);
+                }
+            }
+        } else if let (delta, Some(new)) = build(depth + 1, group, jobs) {
             added += delta;
+            planned[slot] = planned_hash(&new, jobs);
             internal.insert(slot, new);
         }
     }
@@ -608,9 +726,25 @@ fn update(
                 *child = lone;
             }
         }
-        _ => child.hash = internal.rehash(hasher),
+        // Nothing below changed: the hash is current.
+        _ if internal.dirty == 0 => {}
+        _ => {
+            if let HashRef::Known(hash) = internal.plan_rehash(&planned, jobs) {
+                child.hash = hash;
+            }
+        }
     }
     (added, true)
+}
+
+/// The job computing the hash of `child`, just updated: the node hash its update queued last
+/// if it is (still) an internal node with a queued rehash; [`NOT_PLANNED`] when its hash is
+/// current.
+fn planned_hash(child: &Child, jobs: &HashJobs) -> u32 {
+    match &child.node {
+        ChildNode::Internal(node) if node.dirty != 0 => jobs.last_job().unwrap_or(NOT_PLANNED),
+        _ => NOT_PLANNED,
+    }
 }
 
 #[cfg(test)]
