@@ -55,6 +55,7 @@ pub(super) struct Mark {
 pub(super) struct HashJobs {
     platform: Platform,
     key: [u32; 8],
+    leaf_key: [u32; 8],
     /// Each job's two inputs.
     inputs: Vec<[Slot; 2]>,
     levels: Vec<u16>,
@@ -74,6 +75,7 @@ impl Default for HashJobs {
         HashJobs {
             platform: Platform::detect(),
             key: words_from_le_bytes_32(NodeKind::Internal.key()),
+            leaf_key: words_from_le_bytes_32(NodeKind::Leaf.key()),
             inputs: Vec::new(),
             levels: Vec::new(),
             outputs: Vec::new(),
@@ -157,6 +159,40 @@ impl HashJobs {
             .filter(|slot| slot & KNOWN == 0)
     }
 
+    /// The leaf hashes of `inputs` (each a key hash and a value hash): blake3 keyed for
+    /// [`NodeKind::Leaf`], sixteen at a time.
+    pub(super) fn hash_leaves(&self, inputs: &[[u8; 64]]) -> Vec<[u8; 32]> {
+        let mut hashes = vec![[0u8; 32]; inputs.len()];
+        let mut out = [0u8; 32 * LANES];
+        for (lanes, hashes) in inputs.chunks(LANES).zip(hashes.chunks_mut(LANES)) {
+            let refs: [&[u8; 64]; LANES] =
+                std::array::from_fn(|lane| &lanes[lane.min(lanes.len() - 1)]);
+            self.hash_many(
+                &refs[..lanes.len()],
+                &self.leaf_key,
+                &mut out[..32 * lanes.len()],
+            );
+            for (hash, output) in hashes.iter_mut().zip(out.chunks_exact(32)) {
+                hash.copy_from_slice(output);
+            }
+        }
+        hashes
+    }
+
+    /// blake3 keyed with `key` over each 64-byte input, into `out` (32 bytes each).
+    fn hash_many(&self, inputs: &[&[u8; 64]], key: &[u32; 8], out: &mut [u8]) {
+        self.platform.hash_many(
+            inputs,
+            key,
+            0,
+            IncrementCounter::No,
+            KEYED_HASH,
+            CHUNK_START,
+            CHUNK_END | ROOT,
+            out,
+        );
+    }
+
     /// Compute the jobs queued since `mark`, a level at a time, and start taking results
     /// from there.
     pub(super) fn run_from(&mut self, mark: Mark) {
@@ -197,14 +233,9 @@ impl HashJobs {
                     block[32..].copy_from_slice(self.resolve(right));
                 }
                 let refs: [&[u8; 64]; LANES] = std::array::from_fn(|lane| &blocks[lane]);
-                self.platform.hash_many(
+                self.hash_many(
                     &refs[..lanes.len()],
                     &self.key,
-                    0,
-                    IncrementCounter::No,
-                    KEYED_HASH,
-                    CHUNK_START,
-                    CHUNK_END | ROOT,
                     &mut hashes[..32 * lanes.len()],
                 );
                 for (hash, &id) in hashes.chunks_exact(32).zip(lanes) {
@@ -235,6 +266,27 @@ impl HashJobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Leaf hashes in batches are blake3's keyed hashes one by one.
+    #[test]
+    fn leaf_batches_equal_keyed_hashes() {
+        let jobs = HashJobs::default();
+        for count in [0usize, 1, 16, 33] {
+            let inputs: Vec<[u8; 64]> = (0..count)
+                .map(|i| {
+                    let mut input = [0u8; 64];
+                    input[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    input[63] = 0xa5;
+                    input
+                })
+                .collect();
+            let expected: Vec<[u8; 32]> = inputs
+                .iter()
+                .map(|input| NodeKind::Leaf.hash(input))
+                .collect();
+            assert_eq!(jobs.hash_leaves(&inputs), expected, "{count} leaves");
+        }
+    }
 
     /// Jobs on jobs give blake3's own keyed hashes, whatever the level and batch size.
     #[test]

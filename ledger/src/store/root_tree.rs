@@ -234,17 +234,30 @@ impl RootTree {
         changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) -> Hash {
         let hasher = &mut self.hasher;
-        let hashed: Vec<Update> = changes
+        // Key and value hashes one after another; the leaf hashes, one 64-byte input each,
+        // sixteen at a time.
+        let mut leaf_inputs: Vec<[u8; 64]> = Vec::new();
+        let mut hashed: Vec<Update> = changes
             .into_iter()
             .map(|(key, value)| {
                 let key_hash = hasher.hash(key);
                 let leaf = value.map(|value| {
-                    let value_hash = hasher.hash(value);
-                    hasher.hash_pair(NodeKind::Leaf, &key_hash, &value_hash)
+                    let mut input = [0u8; 64];
+                    input[..32].copy_from_slice(&key_hash);
+                    input[32..].copy_from_slice(&hasher.hash(value));
+                    leaf_inputs.push(input);
+                    PLACEHOLDER
                 });
                 (key_hash, leaf)
             })
             .collect();
+        let mut leaves = self.jobs.hash_leaves(&leaf_inputs).into_iter();
+        // Deletions have no leaf: only the others take one, in order.
+        for slot in hashed.iter_mut().filter_map(|(_, leaf)| leaf.as_mut()) {
+            if let Some(hash) = leaves.next() {
+                *slot = hash;
+            }
+        }
         // Distinct keys (a map's) have distinct blake3 hashes. Ordered by their first eight
         // bytes as a number, then by the rest: the same order as comparing the arrays, without
         // a byte-string comparison for nearly every pair. The sort moves 16-byte (prefix,
