@@ -495,7 +495,7 @@ impl Internal {
 const NOT_PLANNED: u32 = u32::MAX;
 
 /// Take the hashes [`Internal::plan_rehash`] queued for `child`'s subtree back from `jobs`
-/// (after [`HashJobs::run`]), children first and in slot order as they were queued, and
+/// (after [`HashJobs::run_from`]), children first and in slot order as they were queued, and
 /// clear the nodes' dirty marks.
 fn write_back(child: &mut Child, jobs: &mut HashJobs) {
     let ChildNode::Internal(node) = &mut child.node else {
