@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::certificate::CommitCertificate;
 use crate::codec::Canonical;
 use crate::crypto::PublicKey;
-use crate::hash::{merkle_root, tags, Hash};
+use crate::hash::{merkle_root, tagged_many, tags, Hash};
 use crate::receipt::Receipt;
 use crate::tx::Tx;
 use crate::LedgerError;
@@ -155,10 +155,7 @@ impl Block {
     /// encoding of each tx.
     pub fn compute_tx_hashes_and_root(txs: &[Tx]) -> (Vec<Hash>, Hash) {
         let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
-        let hashes = encoded
-            .iter()
-            .map(|bytes| Hash::tagged(tags::TX, bytes))
-            .collect();
+        let hashes = tagged_many(tags::TX, &encoded);
         (hashes, merkle_root(&encoded))
     }
 
