@@ -203,15 +203,18 @@ pub fn tagged_many<T: AsRef<[u8]>>(tag: &str, inputs: &[T]) -> Vec<Hash> {
     hashes
 }
 
-/// blake3's chunk and block sizes, and its domain flags (the specification's table 3).
+/// blake3's chunk and block sizes, and its domain flags (the specification's table 3), for
+/// the batched hashing here and in the state tree's `hash_jobs`.
 const CHUNK_LEN: usize = 1024;
 const BLOCK_LEN: usize = 64;
-const CHUNK_START: u8 = 1;
-const CHUNK_END: u8 = 2;
-const ROOT: u8 = 8;
+pub(crate) const CHUNK_START: u8 = 1;
+pub(crate) const CHUNK_END: u8 = 2;
+pub(crate) const ROOT: u8 = 8;
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
+pub(crate) const KEYED_HASH: u8 = 16;
 const DERIVE_KEY_MATERIAL: u8 = 64;
 /// Inputs compressed side by side: AVX-512's sixteen lanes.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// [`tagged_many`]'s compressions under one tag's context key.
 struct BlockBatch {

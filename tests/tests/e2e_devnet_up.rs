@@ -60,16 +60,24 @@ fn capture(child: &mut Child) -> Arc<Mutex<String>> {
     output
 }
 
-/// Kills the `devnet up` process if the test fails before Ctrl-C stopped it (its nodes are
-/// then stopped by the check at the end failing loudly, not left silently).
+/// Stops the `devnet up` process if the test fails before its own Ctrl-C: SIGINT first, so
+/// that it stops its nodes (a SIGKILL would leave them running), then SIGKILL if it has not
+/// exited within [`STOP_DEADLINE`].
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
         }
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+            let _ = wait_until("devnet up to stop its nodes", STOP_DEADLINE, || {
+                self.0.try_wait().ok().flatten()
+            });
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

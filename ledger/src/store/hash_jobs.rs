@@ -21,15 +21,7 @@ use blake3::platform::{words_from_le_bytes_32, Platform};
 use blake3::IncrementCounter;
 
 use super::root_tree::NodeKind;
-
-/// BLAKE3's domain flags (the specification's table 3).
-const CHUNK_START: u8 = 1;
-const CHUNK_END: u8 = 2;
-const ROOT: u8 = 8;
-const KEYED_HASH: u8 = 16;
-
-/// Inputs hashed per `hash_many` call: AVX-512's sixteen lanes.
-const LANES: usize = 16;
+use crate::hash::{CHUNK_END, CHUNK_START, KEYED_HASH, LANES, ROOT};
 
 /// A hash an internal node's rehash takes: known now, or the output of a queued job.
 #[derive(Clone, Copy, Debug)]
